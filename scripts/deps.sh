@@ -1,0 +1,25 @@
+# Debian 12 packages Cygnet needs, and a helper that installs the missing
+# ones. Sourced by scripts/test.sh (and the demo script).
+CYGNET_BUILD_PKGS=(
+  g++ meson ninja-build pkg-config
+  libdpdk-dev dpdk libipsec-mb-dev libssl-dev libconfig++-dev libboost-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+)
+
+# install_missing PKG...: apt-get update, then install, only if something is missing.
+install_missing() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing packages: ${missing[*]}; run as root or install them: apt-get install ${missing[*]}" >&2
+    return 1
+  fi
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null || { echo "apt-get update failed" >&2; return 1; }
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null || {
+    echo "apt-get install ${missing[*]} failed" >&2; return 1; }
+}
