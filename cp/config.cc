@@ -162,7 +162,7 @@ Result<SaConfig> parse_sa(const Setting& g) {
   if (!g.isGroup()) return err_at(g, "expected a group { ... } describing an SA");
   if (auto r = check_known(g, {"spi", "dir", "src", "dst", "mode", "reqid", "enc", "enc_key", "integ",
                                "integ_key", "esn", "anti_replay", "replay_window", "encap", "soft",
-                               "hard", "selectors"});
+                               "hard", "selectors", "ttl", "copy_dscp", "tfc_pad"});
       !r) {
     return r.error();
   }
@@ -206,6 +206,15 @@ Result<SaConfig> parse_sa(const Setting& g) {
   auto win = get_uint(g, "replay_window", false, UINT32_MAX, kDefaultReplayWindow);
   if (!win) return win.error();
   sa.replay_window = static_cast<std::uint32_t>(*win);
+  auto ttl = get_uint(g, "ttl", false, 255, 64);
+  if (!ttl) return ttl.error();
+  sa.outer_ttl = static_cast<std::uint8_t>(*ttl);
+  auto dscp = get_bool(g, "copy_dscp", true);
+  if (!dscp) return dscp.error();
+  sa.copy_dscp = *dscp;
+  auto tfc = get_uint(g, "tfc_pad", false, 65535, 0);
+  if (!tfc) return tfc.error();
+  sa.tfc_pad_to = static_cast<std::uint16_t>(*tfc);
   if (g.exists("encap")) {
     const Setting& e = g["encap"];
     if (!e.isGroup()) return err_at(e, "expected a group { sport = 4500; dport = 4500; }");

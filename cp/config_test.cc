@@ -12,7 +12,7 @@ namespace {
 const char* kGoodSa = R"(
 sas = ( { spi = 0x2000; dir = "in"; src = "10.0.0.1"; dst = "10.0.0.2";
           enc = "aes-gcm16-256"; enc_key = "0x0001020304050607080910111213141516171819202122232425262728293031a1a2a3a4";
-          replay_window = 256; anti_replay = true; esn = true;
+          replay_window = 256; anti_replay = true; esn = true; ttl = 32; copy_dscp = false; tfc_pad = 512;
           encap = { sport = 4500; dport = 1234; };
           soft = { packets = 10; }; hard = { packets = 20; seconds = 3600; };
           selectors = ( { src = "10.1.0.0/16"; dst = "10.2.0.0/16"; proto = "udp"; dport = "53"; } ); } );
@@ -35,6 +35,9 @@ TEST(Config, LoadsAFullSa) {
   EXPECT_EQ(sa.cipher_key.bytes()[35], 0xa4);
   EXPECT_TRUE(sa.esn);
   EXPECT_EQ(sa.replay_window, 256u);
+  EXPECT_EQ(sa.outer_ttl, 32);
+  EXPECT_FALSE(sa.copy_dscp);
+  EXPECT_EQ(sa.tfc_pad_to, 512);
   EXPECT_TRUE(sa.encap.enabled);
   EXPECT_EQ(sa.encap.dport, 1234);
   EXPECT_EQ(sa.hard.packets, 20u);

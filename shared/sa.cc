@@ -137,6 +137,10 @@ Result<void> validate_sa(const SaConfig& sa) {
     }
   }
 
+  if (sa.outer_ttl == 0) return make_error("outer TTL must be 1-255");
+  if (sa.tfc_pad_to != 0 && sa.mode != Mode::tunnel) {
+    return make_error("TFC padding needs tunnel mode (a transport-mode payload has no length of its own)");
+  }
   if (sa.encap.enabled && (sa.encap.sport == 0 || sa.encap.dport == 0)) {
     return make_error("UDP encapsulation needs non-zero source and destination ports");
   }

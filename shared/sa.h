@@ -102,6 +102,14 @@ struct SaConfig {
   std::uint32_t replay_window = kDefaultReplayWindow;
 
   UdpEncap encap;
+
+  // Outbound tunnel-mode header choices.
+  std::uint8_t outer_ttl = 64;  // TTL / hop limit of the outer header
+  bool copy_dscp = true;        // copy the inner DSCP to the outer header
+  // TFC padding (RFC 4303 2.7): pad the inner packet with zeros up to this
+  // many bytes before encryption; 0 = off. Tunnel mode only.
+  std::uint16_t tfc_pad_to = 0;
+
   Lifetime soft;
   Lifetime hard;
 

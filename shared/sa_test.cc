@@ -140,6 +140,17 @@ TEST(Sa, EncapAndSelectors) {
   EXPECT_NE(error_of(sa).find("traffic selector 1"), std::string::npos);
 }
 
+TEST(Sa, OuterHeaderAndTfc) {
+  SaConfig sa = good_gcm();
+  sa.outer_ttl = 0;
+  EXPECT_NE(error_of(sa).find("TTL"), std::string::npos);
+  sa.outer_ttl = 1;
+  sa.tfc_pad_to = 1000;
+  EXPECT_TRUE(validate_sa(sa).ok());
+  sa.mode = Mode::transport;
+  EXPECT_NE(error_of(sa).find("TFC"), std::string::npos);
+}
+
 TEST(Sa, AlgorithmNames) {
   for (const auto& ci : cipher_table()) EXPECT_EQ(*cipher_from_name(ci.name), ci.alg);
   for (const auto& ii : integ_table()) EXPECT_EQ(*integ_from_name(ii.name), ii.alg);

@@ -1,0 +1,81 @@
+// ESP crypto on Intel IPsec-MB: per-SA expanded keys, built once when the
+// SA is installed, and the job descriptions the burst functions submit.
+// No allocation or syscall after CryptoKeys::create().
+#pragma once
+
+#include <intel-ipsec-mb.h>
+
+#include <cstdint>
+#include <span>
+
+#include "shared/result.h"
+#include "shared/sa.h"
+
+namespace cygnet::dp::esp {
+
+// Expanded key material of one SA for one algorithm pair. Wiped on destruction.
+struct alignas(64) CryptoKeys {
+  CipherAlg cipher = CipherAlg::null;
+  IntegAlg integ = IntegAlg::none;
+  std::uint8_t key_len = 0;    // cipher key bytes (without salt)
+  std::uint8_t icv_len = 0;    // bytes of ICV on the wire
+  std::uint8_t salt[4] = {};   // AEAD nonce prefix (RFC 4106 4, RFC 7634 2)
+
+  alignas(64) gcm_key_data gcm{};            // AES-GCM
+  alignas(16) std::uint32_t aes_enc[60] = {};  // AES-CBC round keys
+  alignas(16) std::uint32_t aes_dec[60] = {};
+  alignas(16) std::uint8_t chacha_key[32] = {};
+  alignas(16) std::uint8_t hmac_ipad[64] = {};  // HMAC inner/outer states
+  alignas(16) std::uint8_t hmac_opad[64] = {};
+
+  CryptoKeys() = default;
+  CryptoKeys(const CryptoKeys&) = delete;
+  CryptoKeys& operator=(const CryptoKeys&) = delete;
+  ~CryptoKeys();
+
+  // Expands the SA's keys with `mgr`. The SA must have passed validate_sa().
+  Result<void> init(IMB_MGR* mgr, const SaConfig& sa);
+
+  bool aead() const noexcept {
+    return cipher == CipherAlg::aes_gcm16_128 || cipher == CipherAlg::aes_gcm16_256 ||
+           cipher == CipherAlg::chacha20_poly1305;
+  }
+};
+
+// Describe an AEAD operation (AES-GCM or ChaCha20-Poly1305) in `job`.
+// nonce: 12 bytes; tag: where the tag is written (encrypt) or computed to
+// (decrypt; the caller compares it with the received one).
+void fill_aead_job(IMB_JOB* job, const CryptoKeys& k, bool encrypt, const std::uint8_t* nonce,
+                   const std::uint8_t* aad, std::uint32_t aad_len, const std::uint8_t* src, std::uint8_t* dst,
+                   std::uint32_t len, std::uint8_t* tag);
+
+// Describe a cipher+HMAC operation (AES-CBC or NULL with HMAC-SHA*) in `job`.
+// The HMAC covers [buf + auth_off, buf + auth_off + auth_len); the cipher
+// runs in place over [buf + ciph_off, + ciph_len) with `iv` (16 bytes, CBC).
+// Encrypt: cipher then hash. Decrypt: hash then cipher.
+void fill_cbc_hmac_job(IMB_JOB* job, const CryptoKeys& k, bool encrypt, std::uint8_t* buf,
+                       std::uint32_t auth_off, std::uint32_t auth_len, std::uint32_t ciph_off,
+                       std::uint32_t ciph_len, const std::uint8_t* iv, std::uint8_t* tag,
+                       std::uint32_t tag_len);
+
+// Constant-time comparison of an ICV.
+bool icv_equal(const std::uint8_t* a, const std::uint8_t* b, std::size_t n) noexcept;
+
+// Single-shot helpers over the same job descriptions, for known-answer tests
+// (Wycheproof, RFC vectors). Not for the packet path.
+namespace oneshot {
+// Returns false if the manager reported a job error.
+bool aead_seal(IMB_MGR* mgr, const CryptoKeys& k, std::span<const std::uint8_t> nonce12,
+               std::span<const std::uint8_t> aad, std::span<const std::uint8_t> pt, std::uint8_t* ct,
+               std::uint8_t* tag16);
+// Returns true only if the tag verifies; `pt` is written either way.
+bool aead_open(IMB_MGR* mgr, const CryptoKeys& k, std::span<const std::uint8_t> nonce12,
+               std::span<const std::uint8_t> aad, std::span<const std::uint8_t> ct,
+               std::span<const std::uint8_t> tag16, std::uint8_t* pt);
+// HMAC of `msg` with the SA's integrity key, truncated to tag_len bytes
+// (1..full digest size).
+bool hmac(IMB_MGR* mgr, const CryptoKeys& k, std::span<const std::uint8_t> msg, std::uint8_t* tag,
+          std::uint32_t tag_len);
+}  // namespace oneshot
+
+}  // namespace cygnet::dp::esp

@@ -1,0 +1,144 @@
+// ESP (RFC 4303) and ESP-in-UDP (RFC 3948) for one SA over a burst of
+// packets, on Intel IPsec-MB. Plain C++ over buffers: no EAL needed.
+//
+// The burst function is chosen once, when the SA is built (after DPDK's
+// ipsec_sa_pkt_func_select()): process() makes one indirect call per burst.
+// It returns how many packets are good; those come first in the array, the
+// dropped ones follow, each with its DropReason. No allocation, lock,
+// syscall or exception per packet.
+#pragma once
+
+#include <intel-ipsec-mb.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+
+#include "dp/drop_counters.h"
+#include "dp/esp/crypto.h"
+#include "dp/esp/drop.h"
+#include "dp/esp/replay.h"
+#include "shared/result.h"
+#include "shared/sa.h"
+
+namespace cygnet::dp::esp {
+
+inline constexpr std::uint16_t kMaxBurst = 32;
+
+// One packet in a contiguous buffer. Outbound input: an IP packet (the inner
+// packet in tunnel mode). Outbound output: the outer IP packet. Inbound input:
+// an outer IP packet carrying ESP or ESP-in-UDP; output: the inner packet
+// (tunnel) or the restored IP packet (transport). The pipeline adds and
+// strips link-layer headers; with DPDK, buf/cap/off/len map onto one mbuf.
+struct Packet {
+  std::uint8_t* buf = nullptr;  // start of the buffer
+  std::uint16_t cap = 0;        // buffer size
+  std::uint16_t off = 0;        // offset of the packet's first byte
+  std::uint16_t len = 0;        // packet length
+  DropReason drop = DropReason::none;
+
+  std::uint8_t* data() const noexcept { return buf + off; }
+  std::uint16_t headroom() const noexcept { return off; }
+  std::uint16_t tailroom() const noexcept { return static_cast<std::uint16_t>(cap - off - len); }
+};
+
+// Per-SA counters. An SA is processed only by its owner core (DESIGN.md), so
+// these are plain integers written by one core; readers sum snapshots.
+struct SaCounters {
+  std::uint64_t packets = 0;  // good packets
+  std::uint64_t bytes = 0;    // good bytes: inner packet bytes
+  DropCounters drops;
+};
+
+// Headroom and tailroom an outbound packet needs at most.
+inline constexpr std::uint16_t kMaxOutboundHeadroom = 40 + 8 + 8 + 16;  // IPv6 + UDP + ESP + CBC IV
+inline constexpr std::uint16_t kMaxOutboundTailroom = 15 + 2 + 32;      // pad + trailer + ICV
+
+class EspSa {
+ public:
+  // Builds the SA's hot state with `mgr` (any manager; key expansion only).
+  // The config must pass validate_sa(); it is checked again here.
+  static Result<std::unique_ptr<EspSa>> create(const SaConfig& cfg, IMB_MGR* mgr);
+  ~EspSa();
+  EspSa(const EspSa&) = delete;
+  EspSa& operator=(const EspSa&) = delete;
+
+  // Encrypts (outbound SA) or decrypts (inbound SA) up to any number of
+  // packets, kMaxBurst at a time, with the calling core's manager. Returns
+  // the number of good packets, which are moved to the front.
+  std::uint16_t process(IMB_MGR* mgr, Packet** pkts, std::uint16_t n) noexcept;
+
+  const SaCounters& counters() const noexcept { return counters_; }
+  std::uint32_t spi() const noexcept { return spi_; }
+  Direction direction() const noexcept { return dir_; }
+  // Outbound: the next sequence number to send (1 on a fresh SA).
+  std::uint64_t next_seq() const noexcept { return next_seq_; }
+  // For tests and rekey drills: start the outbound counter at `seq`.
+  void set_next_seq(std::uint64_t seq) noexcept { next_seq_ = seq; }
+  bool seq_exhausted() const noexcept { return seq_exhausted_; }
+  bool soft_expired() const noexcept { return soft_expired_; }
+  const ReplayWindow& replay() const noexcept { return replay_; }
+
+ private:
+  using BurstFn = std::uint16_t (*)(EspSa&, IMB_MGR*, Packet**, std::uint16_t) noexcept;
+  EspSa() = default;
+
+  template <bool kAead>
+  static std::uint16_t outbound_burst(EspSa& sa, IMB_MGR* mgr, Packet** pkts, std::uint16_t n) noexcept;
+  template <bool kAead>
+  static std::uint16_t inbound_burst(EspSa& sa, IMB_MGR* mgr, Packet** pkts, std::uint16_t n) noexcept;
+
+  void account(std::uint64_t bytes) noexcept;  // counters and soft/hard lifetime flags
+  bool refill_ivs(IMB_MGR* mgr) noexcept;  // false: no fresh IVs (fail closed)
+
+  // ---- hot: read and written per packet ----
+  BurstFn fn_ = nullptr;
+  std::uint64_t next_seq_ = 1;
+  std::uint64_t seq_limit_ = 0;  // last usable sequence number
+  std::uint32_t spi_ = 0;
+  std::uint16_t ip_id_ = 0;
+  std::uint8_t iv_len_ = 0;
+  std::uint8_t icv_len_ = 0;
+  std::uint8_t block_ = 4;
+  std::uint8_t outer_ttl_ = 64;
+  bool esn_ = false;
+  bool tunnel_ = true;
+  bool encap_ = false;
+  bool v6_ = false;  // outer family
+  bool copy_dscp_ = true;
+  bool seq_exhausted_ = false;
+  bool soft_expired_ = false;
+  bool hard_expired_ = false;
+  std::uint16_t tfc_pad_to_ = 0;
+  std::uint16_t encap_sport_ = 0;  // network order
+  std::uint16_t encap_dport_ = 0;
+  std::array<std::uint8_t, 16> src_{};
+  std::array<std::uint8_t, 16> dst_{};
+  SaCounters counters_;
+  Lifetime soft_{};
+  Lifetime hard_{};
+  Direction dir_ = Direction::out;
+  ReplayWindow replay_;
+
+  // CBC IVs: AES-CTR keystream under a random key, refilled per burst.
+  std::uint32_t iv_used_ = 0;
+  alignas(16) std::array<std::uint8_t, 16 * kMaxBurst> iv_pool_{};
+  alignas(16) std::array<std::uint8_t, 16> iv_ctr_{};
+  alignas(16) std::uint32_t iv_key_enc_[60] = {};
+  alignas(16) std::uint32_t iv_key_dec_[60] = {};
+
+  // ---- keys ----
+  CryptoKeys keys_;
+};
+
+// What arrived on UDP port 4500 (RFC 3948 2.2, 2.3; RFC 7296 2.23).
+enum class Udp4500Kind : std::uint8_t {
+  esp,        // ESP: non-zero SPI in the first four bytes
+  ike,        // non-ESP marker (four zero bytes) then an IKE message: to the control plane
+  keepalive,  // one byte 0xFF: NAT keepalive, discard
+  malformed,  // anything else (e.g. shorter than an ESP header)
+};
+// payload: the UDP payload.
+Udp4500Kind classify_udp_4500(const std::uint8_t* payload, std::size_t len) noexcept;
+
+}  // namespace cygnet::dp::esp
