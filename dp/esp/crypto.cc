@@ -87,9 +87,8 @@ Result<void> CryptoKeys::init(IMB_MGR* mgr, const SaConfig& sa) {
     case CipherAlg::null: break;
   }
   if (sa.integ != IntegAlg::none) hmac_precompute(mgr, sa.integ, sa.integ_key.bytes(), hmac_ipad, hmac_opad);
-  if (int e = imb_get_errno(mgr); e != 0) {
-    return make_error(std::string("ESP: IPsec-MB key expansion failed: ") + imb_get_strerror(e));
-  }
+  // No imb_get_errno() check here: key expansion does not set or clear the
+  // manager's errno, so it would report an earlier job's error.
   return {};
 }
 
@@ -193,12 +192,11 @@ bool aead_open(IMB_MGR* mgr, const CryptoKeys& k, std::span<const std::uint8_t> 
 
 bool hmac(IMB_MGR* mgr, const CryptoKeys& k, std::span<const std::uint8_t> msg, std::uint8_t* tag,
           std::uint32_t tag_len) {
-  if (k.integ == IntegAlg::none || tag_len == 0) return false;
+  if (k.integ == IntegAlg::none || tag_len == 0 || msg.empty()) return false;  // IPsec-MB refuses empty HMAC input
   // NULL cipher over nothing; hash over the whole message (const is kept:
   // with a NULL cipher and no cipher length nothing is written to buf).
   IMB_JOB* job = IMB_GET_NEXT_JOB(mgr);
-  CryptoKeys const* kp = &k;
-  fill_cbc_hmac_job(job, *kp, true, const_cast<std::uint8_t*>(msg.data()), 0,
+  fill_cbc_hmac_job(job, k, true, const_cast<std::uint8_t*>(msg.data()), 0,
                     static_cast<std::uint32_t>(msg.size()), 0, 0, nullptr, tag, tag_len);
   job->cipher_mode = IMB_CIPHER_NULL;
   job->iv = nullptr;

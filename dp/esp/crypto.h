@@ -72,8 +72,8 @@ bool aead_seal(IMB_MGR* mgr, const CryptoKeys& k, std::span<const std::uint8_t> 
 bool aead_open(IMB_MGR* mgr, const CryptoKeys& k, std::span<const std::uint8_t> nonce12,
                std::span<const std::uint8_t> aad, std::span<const std::uint8_t> ct,
                std::span<const std::uint8_t> tag16, std::uint8_t* pt);
-// HMAC of `msg` with the SA's integrity key, truncated to tag_len bytes
-// (1..full digest size).
+// HMAC of `msg` (not empty) with the SA's integrity key, truncated to
+// tag_len bytes: IPsec-MB 1.3 accepts the ESP size or the full digest size.
 bool hmac(IMB_MGR* mgr, const CryptoKeys& k, std::span<const std::uint8_t> msg, std::uint8_t* tag,
           std::uint32_t tag_len);
 }  // namespace oneshot

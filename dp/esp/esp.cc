@@ -120,12 +120,42 @@ inline L3 parse_l3(const std::uint8_t* ip, std::uint16_t len, std::uint16_t& tot
 }
 
 // Moves good packets to the front, keeping order; returns how many.
+// (std::stable_partition may allocate; this never does. n <= kMaxBurst.)
 inline std::uint16_t partition_good(Packet** pkts, std::uint16_t n) noexcept {
-  auto mid = std::stable_partition(pkts, pkts + n, [](const Packet* p) { return p->drop == DropReason::none; });
-  return static_cast<std::uint16_t>(mid - pkts);
+  Packet* bad[kMaxBurst];
+  std::uint16_t good = 0;
+  std::uint16_t nbad = 0;
+  for (std::uint16_t i = 0; i < n; ++i) {
+    if (pkts[i]->drop == DropReason::none) {
+      pkts[good++] = pkts[i];
+    } else {
+      bad[nbad++] = pkts[i];
+    }
+  }
+  std::memcpy(pkts + good, bad, nbad * sizeof(Packet*));
+  return good;
 }
 
 alignas(64) constexpr std::uint8_t kZeros[16 * kMaxBurst] = {};
+
+// AEAD nonce (salt || the 8-byte IV on the wire, RFC 4106 4 / RFC 7634 2)
+// and AAD: the ESP header itself, or with ESN SPI || seq high || seq low
+// built in `aad` (RFC 4106 5). Returns the AAD pointer, its length in alen.
+inline const std::uint8_t* aead_nonce_aad(const std::uint8_t* salt, bool esn, const std::uint8_t* esp,
+                                          std::uint64_t seq, std::uint8_t* nonce, std::uint8_t* aad,
+                                          std::uint32_t& alen) noexcept {
+  std::memcpy(nonce, salt, 4);
+  std::memcpy(nonce + 4, esp + 8, 8);
+  if (!esn) {
+    alen = 8;
+    return esp;
+  }
+  std::memcpy(aad, esp, 4);
+  wr32(aad + 4, static_cast<std::uint32_t>(seq >> 32));
+  wr32(aad + 8, static_cast<std::uint32_t>(seq));
+  alen = 12;
+  return aad;
+}
 
 // Marks the packet of every job that failed. `job` is what submit or flush
 // returned; further completed jobs follow from get_completed_job.
@@ -315,7 +345,7 @@ std::uint16_t EspSa::outbound_burst(EspSa& sa, IMB_MGR* mgr, Packet** pkts, std:
       hdr = static_cast<std::uint16_t>(udp_len + esp_hdr);
       nh = l3.proto;
     }
-    const unsigned pad = (sa.block_ - ((plen + 2u) % sa.block_)) % sa.block_;
+    const unsigned pad = (0u - (plen + 2u)) & (sa.block_ - 1u);  // block is 4 or 16
     const unsigned ct_len = plen + pad + 2u;
     const unsigned tail = (plen - (total - (sa.tunnel_ ? 0 : l3.hlen))) + pad + 2u + sa.icv_len_;
     const unsigned out_len = total + hdr + tail;
@@ -407,17 +437,8 @@ std::uint16_t EspSa::outbound_burst(EspSa& sa, IMB_MGR* mgr, Packet** pkts, std:
     if constexpr (kAead) {
       // RFC 4106 3.1 / RFC 7634 2: the IV is the sequence number, unique per SA.
       wr64(esp + 8, seq);
-      std::memcpy(nonce[i], sa.keys_.salt, 4);
-      std::memcpy(nonce[i] + 4, esp + 8, 8);
-      const std::uint8_t* a = esp;
-      std::uint32_t alen = 8;
-      if (sa.esn_) {  // RFC 4106 5: SPI, high and low sequence halves
-        wr32(aad[i], sa.spi_);
-        wr32(aad[i] + 4, static_cast<std::uint32_t>(seq >> 32));
-        wr32(aad[i] + 8, static_cast<std::uint32_t>(seq));
-        a = aad[i];
-        alen = 12;
-      }
+      std::uint32_t alen;
+      const std::uint8_t* a = aead_nonce_aad(sa.keys_.salt, sa.esn_, esp, seq, nonce[i], aad[i], alen);
       fill_aead_job(job, sa.keys_, true, nonce[i], a, alen, payload, payload, ct_len, icv);
     } else {
       if (sa.iv_len_) std::memcpy(esp + 8, sa.iv_pool_.data() + 16u * sa.iv_used_++, 16);
@@ -527,7 +548,7 @@ std::uint16_t EspSa::inbound_burst(EspSa& sa, IMB_MGR* mgr, Packet** pkts, std::
       continue;
     }
     const auto ct_len = static_cast<std::uint16_t>(esp_len - esp_hdr - sa.icv_len_);
-    if (ct_len % sa.block_ != 0) {
+    if ((ct_len & (sa.block_ - 1u)) != 0) {
       p->drop = DropReason::block_align;
       continue;
     }
@@ -543,17 +564,8 @@ std::uint16_t EspSa::inbound_burst(EspSa& sa, IMB_MGR* mgr, Packet** pkts, std::
 
     IMB_JOB* job = IMB_GET_NEXT_JOB(mgr);
     if constexpr (kAead) {
-      std::memcpy(nonce[i], sa.keys_.salt, 4);
-      std::memcpy(nonce[i] + 4, esp + 8, 8);
-      const std::uint8_t* a = esp;
-      std::uint32_t alen = 8;
-      if (sa.esn_) {
-        wr32(aad[i], sa.spi_);
-        wr32(aad[i] + 4, static_cast<std::uint32_t>(seq >> 32));
-        wr32(aad[i] + 8, static_cast<std::uint32_t>(seq));
-        a = aad[i];
-        alen = 12;
-      }
+      std::uint32_t alen;
+      const std::uint8_t* a = aead_nonce_aad(sa.keys_.salt, sa.esn_, esp, seq, nonce[i], aad[i], alen);
       fill_aead_job(job, sa.keys_, false, nonce[i], a, alen, ct, ct, ct_len, computed[i]);
     } else {
       std::uint8_t* icv = ct + ct_len;

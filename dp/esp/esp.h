@@ -99,7 +99,7 @@ class EspSa {
   std::uint16_t ip_id_ = 0;
   std::uint8_t iv_len_ = 0;
   std::uint8_t icv_len_ = 0;
-  std::uint8_t block_ = 4;
+  std::uint8_t block_ = 4;  // padding alignment: a power of two (4 or 16)
   std::uint8_t outer_ttl_ = 64;
   bool esn_ = false;
   bool tunnel_ = true;
