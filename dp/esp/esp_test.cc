@@ -24,7 +24,7 @@ struct Buf {
   Packet pkt;
   explicit Buf(const std::vector<std::uint8_t>& bytes, std::uint16_t head = kRoom, std::uint16_t tail = kRoom)
       : mem(bytes.size() + head + tail) {
-    std::memcpy(mem.data() + head, bytes.data(), bytes.size());
+    if (!bytes.empty()) std::memcpy(mem.data() + head, bytes.data(), bytes.size());
     pkt.buf = mem.data();
     pkt.cap = static_cast<std::uint16_t>(mem.size());
     pkt.off = head;
