@@ -4,6 +4,7 @@ CYGNET_BUILD_PKGS=(
   g++ meson ninja-build pkg-config
   libdpdk-dev dpdk libipsec-mb-dev libssl-dev libconfig++-dev libboost-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  python3-scapy tshark
 )
 
 # install_missing PKG...: apt-get update, then install, only if something is missing.

@@ -2,7 +2,7 @@
 # Build Cygnet and run every test suite, on a fresh Debian 12 machine as root.
 #
 #   scripts/test.sh            install what is missing, then three builds:
-#                                build/        everything, -Werror: suites unit, system, bench
+#                                build/        everything, -Werror: suites unit, system, interop, bench
 #                                build-san/    ASan+UBSan: suite unit
 #                                build-nodpdk/ -Ddpdk=disabled (cp/ and shared/ only): suite unit
 #
@@ -40,9 +40,9 @@ run_suites() {
   meson test -C "$dir" --print-errorlogs "${args[@]}" || failed+=("tests in $dir ($*)")
 }
 
-step "full build (-Werror): unit, system, bench"
+step "full build (-Werror): unit, system, interop, bench"
 setup "$root/build" -Dwerror=true
-run_suites "$root/build" unit system bench
+run_suites "$root/build" unit system interop bench
 
 if [ "${CYGNET_SKIP_SAN:-0}" != 1 ]; then
   step "sanitizer build (ASan+UBSan): unit"
