@@ -362,11 +362,14 @@ std::uint16_t EspSa::outbound_burst(EspSa& sa, IMB_MGR* mgr, Packet** pkts, std:
       continue;
     }
     const std::uint64_t seq = sa.next_seq_;
-    if (seq > sa.seq_limit_) {
+    if (sa.seq_exhausted_ || seq > sa.seq_limit_ || seq == 0) {
       sa.seq_exhausted_ = true;
       p->drop = DropReason::seq_exhausted;
       continue;
     }
+    // RFC 4303 3.3.3: never cycle. After the last number (2^32-1, or
+    // 2^64-1 with ESN, where next_seq_ would wrap to 0) the SA is spent.
+    if (seq == sa.seq_limit_) sa.seq_exhausted_ = true;
     sa.next_seq_ = seq + 1;
 
     // Trailer: TFC zeros, padding 1, 2, 3, ... (RFC 4303 2.4), pad length, next header.

@@ -74,7 +74,11 @@ class EspSa {
   // Outbound: the next sequence number to send (1 on a fresh SA).
   std::uint64_t next_seq() const noexcept { return next_seq_; }
   // For tests and rekey drills: start the outbound counter at `seq`.
-  void set_next_seq(std::uint64_t seq) noexcept { next_seq_ = seq; }
+  void set_next_seq(std::uint64_t seq) noexcept {
+    next_seq_ = seq;
+    seq_exhausted_ = false;
+  }
+  // True once the last sequence number has been used: rekey now.
   bool seq_exhausted() const noexcept { return seq_exhausted_; }
   bool soft_expired() const noexcept { return soft_expired_; }
   const ReplayWindow& replay() const noexcept { return replay_; }

@@ -455,9 +455,25 @@ TEST(EspOutbound, RoomChecksAndSequenceExhaustion) {
   pr.out->set_next_seq(0xffffffffull);
   Buf last(make_udp(false, 10));
   EXPECT_EQ(run_one(*pr.out, pr.mgr.get(), last), DropReason::none) << "2^32-1 is the last one";
+  EXPECT_TRUE(pr.out->seq_exhausted()) << "spent after its last number";
   Buf over(make_udp(false, 10));
   EXPECT_EQ(run_one(*pr.out, pr.mgr.get(), over), DropReason::seq_exhausted);
   EXPECT_TRUE(pr.out->seq_exhausted());
+}
+
+TEST(EspOutbound, EsnNeverWrapsPast2To64) {
+  // With ESN the counter is 64 bits; after 2^64-1 it must not cycle to 0
+  // (which would reuse AES-GCM nonces under the same key).
+  Pair pr = make_pair(make_cfg({CipherAlg::aes_gcm16_128, IntegAlg::none}, Direction::out, Mode::tunnel, false,
+                               false, true));
+  pr.out->set_next_seq(~0ull);
+  Buf last(make_udp(false, 10));
+  EXPECT_EQ(run_one(*pr.out, pr.mgr.get(), last), DropReason::none);
+  for (int i = 0; i < 3; ++i) {
+    Buf b(make_udp(false, 10));
+    EXPECT_EQ(run_one(*pr.out, pr.mgr.get(), b), DropReason::seq_exhausted) << i;
+  }
+  EXPECT_EQ(pr.out->counters().drops[DropReason::seq_exhausted], 3u);
 }
 
 TEST(EspEsn, WrapAcrossTwoToThe32) {
