@@ -160,12 +160,6 @@ void fill_cbc_hmac_job(IMB_JOB* job, const CryptoKeys& k, bool encrypt, std::uin
   }
 }
 
-bool icv_equal(const std::uint8_t* a, const std::uint8_t* b, std::size_t n) noexcept {
-  std::uint8_t acc = 0;
-  for (std::size_t i = 0; i < n; ++i) acc |= static_cast<std::uint8_t>(a[i] ^ b[i]);
-  return acc == 0;
-}
-
 namespace oneshot {
 
 bool aead_seal(IMB_MGR* mgr, const CryptoKeys& k, std::span<const std::uint8_t> nonce12,

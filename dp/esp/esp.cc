@@ -19,15 +19,14 @@ inline std::uint16_t rd16(const std::uint8_t* p) noexcept { return static_cast<s
 inline std::uint32_t rd32(const std::uint8_t* p) noexcept {
   return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
 }
+// Big-endian stores as one store each (memcpy of a byte-swapped value).
 inline void wr16(std::uint8_t* p, std::uint16_t v) noexcept {
-  p[0] = static_cast<std::uint8_t>(v >> 8);
-  p[1] = static_cast<std::uint8_t>(v);
+  v = __builtin_bswap16(v);
+  std::memcpy(p, &v, 2);
 }
 inline void wr32(std::uint8_t* p, std::uint32_t v) noexcept {
-  p[0] = static_cast<std::uint8_t>(v >> 24);
-  p[1] = static_cast<std::uint8_t>(v >> 16);
-  p[2] = static_cast<std::uint8_t>(v >> 8);
-  p[3] = static_cast<std::uint8_t>(v);
+  v = __builtin_bswap32(v);
+  std::memcpy(p, &v, 4);
 }
 inline void wr64(std::uint8_t* p, std::uint64_t v) noexcept {
   wr32(p, static_cast<std::uint32_t>(v >> 32));
@@ -83,7 +82,7 @@ struct L3 {
   std::uint8_t proto = 0;
 };
 
-inline L3 parse_l3(const std::uint8_t* ip, std::uint16_t len, std::uint16_t& total,
+[[gnu::always_inline]] inline L3 parse_l3(const std::uint8_t* ip, std::uint16_t len, std::uint16_t& total,
                    bool allow_fragment = false) noexcept {
   L3 r;
   if (len < 20) return r;
@@ -137,6 +136,8 @@ inline std::uint16_t partition_good(Packet** pkts, std::uint16_t n) noexcept {
 }
 
 alignas(64) constexpr std::uint8_t kZeros[16 * kMaxBurst] = {};
+// RFC 4303 2.4 padding bytes 1, 2, 3, ...: copied, not generated per byte.
+constexpr std::uint8_t kPadBytes[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
 
 // AEAD nonce (salt || the 8-byte IV on the wire, RFC 4106 4 / RFC 7634 2)
 // and AAD: the ESP header itself, or with ESN SPI || seq high || seq low
@@ -157,17 +158,21 @@ inline const std::uint8_t* aead_nonce_aad(const std::uint8_t* salt, bool esn, co
   return aad;
 }
 
-// Marks the packet of every job that failed. `job` is what submit or flush
-// returned; further completed jobs follow from get_completed_job.
-inline void reap(IMB_MGR* mgr, IMB_JOB* job) noexcept {
-  for (; job != nullptr; job = IMB_GET_COMPLETED_JOB(mgr)) {
-    auto* p = static_cast<Packet*>(job->user_data);
-    if (p != nullptr && job->status != IMB_STATUS_COMPLETED) p->drop = DropReason::crypto_error;
-  }
+// Marks the packet of a returned job that failed. Every job comes back
+// exactly once, from submit or from flush; jobs that completed but were not
+// returned by a submit come back from the flush at the end of the burst (a
+// burst of kMaxBurst never fills the manager's queue), so there is no
+// get_completed_job call per packet.
+inline void reap(IMB_JOB* job) noexcept {
+  if (job == nullptr) return;
+  auto* p = static_cast<Packet*>(job->user_data);
+  if (p != nullptr && job->status != IMB_STATUS_COMPLETED) p->drop = DropReason::crypto_error;
 }
 
+static_assert(kMaxBurst + 1 < IMB_MAX_JOBS, "a burst and an IV refill fit in the job queue");
+
 inline void reap_all(IMB_MGR* mgr) noexcept {
-  for (IMB_JOB* job = IMB_FLUSH_JOB(mgr); job != nullptr; job = IMB_FLUSH_JOB(mgr)) reap(mgr, job);
+  for (IMB_JOB* job = IMB_FLUSH_JOB(mgr); job != nullptr; job = IMB_FLUSH_JOB(mgr)) reap(job);
 }
 
 }  // namespace
@@ -204,6 +209,25 @@ Result<std::unique_ptr<EspSa>> EspSa::create(const SaConfig& cfg, IMB_MGR* mgr) 
   sa->hard_ = cfg.hard;
   // RFC 4303 3.3.3: the counter never cycles; 32-bit SAs stop at 2^32-1.
   sa->seq_limit_ = cfg.esn ? ~0ull : 0xffffffffull;
+  // Tunnel outer header template: the fields that never change, and for
+  // IPv4 their share of the header checksum, so a packet only adds TOS,
+  // length, ID and DF (RFC 1071: the sum is order-independent).
+  std::uint8_t* t = sa->outer_tmpl_.data();
+  const std::uint8_t next = cfg.encap.enabled ? kProtoUdp : kProtoEsp;
+  if (sa->v6_) {
+    t[0] = 0x60;
+    t[6] = next;
+    t[7] = cfg.outer_ttl;
+    std::memcpy(t + 8, cfg.src.bytes.data(), 16);
+    std::memcpy(t + 24, cfg.dst.bytes.data(), 16);
+  } else {
+    t[0] = 0x45;
+    t[8] = cfg.outer_ttl;
+    t[9] = next;
+    std::memcpy(t + 12, cfg.src.bytes.data(), 4);
+    std::memcpy(t + 16, cfg.dst.bytes.data(), 4);
+    sa->outer_csum_base_ = csum_add(0, t, 20);
+  }
   sa->replay_ = ReplayWindow(cfg.dir == Direction::in && cfg.anti_replay ? cfg.replay_window : 0, cfg.esn);
   if (cfg.dir == Direction::out && !ci.aead && ci.iv_len) {
     // CBC IVs must be unpredictable (RFC 3602 2.4): AES-CTR keystream under
@@ -375,11 +399,20 @@ std::uint16_t EspSa::outbound_burst(EspSa& sa, IMB_MGR* mgr, Packet** pkts, std:
     // Trailer: TFC zeros, padding 1, 2, 3, ... (RFC 4303 2.4), pad length, next header.
     std::uint8_t* end = ip + total;
     const unsigned tfc = plen - (total - (sa.tunnel_ ? 0 : l3.hlen));
-    std::memset(end, 0, tfc);
-    end += tfc;
-    for (unsigned k = 1; k <= pad; ++k) *end++ = static_cast<std::uint8_t>(k);
-    *end++ = static_cast<std::uint8_t>(pad);
-    *end++ = nh;
+    if (tfc != 0) {
+      std::memset(end, 0, tfc);
+      end += tfc;
+    }
+    if (p->tailroom() >= tfc + 16u) {
+      // One 16-byte copy: the bytes past the pad become the trailer and
+      // ICV, or stay unused tailroom.
+      std::memcpy(end, kPadBytes, 16);
+    } else {
+      for (unsigned k = 0; k < pad; ++k) end[k] = kPadBytes[k];
+    }
+    end += pad;
+    end[0] = static_cast<std::uint8_t>(pad);
+    end[1] = nh;
 
     std::uint8_t* out = ip - hdr;
     std::uint8_t* esp;
@@ -388,27 +421,19 @@ std::uint16_t EspSa::outbound_burst(EspSa& sa, IMB_MGR* mgr, Packet** pkts, std:
       // RFC 6040 normal mode: copy ECN; DSCP copied unless configured off.
       const std::uint8_t tos = static_cast<std::uint8_t>((sa.copy_dscp_ ? inner_tos & 0xfc : 0) | (inner_tos & 0x03));
       if (sa.v6_) {
-        out[0] = 0x60;
-        out[1] = out[2] = out[3] = 0;
+        std::memcpy(out, sa.outer_tmpl_.data(), 40);
         ip_set_tos(out, tos);
         wr16(out + 4, static_cast<std::uint16_t>(out_len - 40));
-        out[6] = sa.encap_ ? kProtoUdp : kProtoEsp;
-        out[7] = sa.outer_ttl_;
-        std::memcpy(out + 8, sa.src_.data(), 16);
-        std::memcpy(out + 24, sa.dst_.data(), 16);
       } else {
         // DF follows the inner IPv4 header; IPv6 inside never fragments, so DF=1.
-        const bool df = inner_v6 || (ip[6] & 0x40);
-        out[0] = 0x45;
+        const std::uint16_t frag = (inner_v6 || (ip[6] & 0x40)) ? 0x4000 : 0;
+        const std::uint16_t id = sa.ip_id_++;
+        std::memcpy(out, sa.outer_tmpl_.data(), 20);
         out[1] = tos;
         wr16(out + 2, static_cast<std::uint16_t>(out_len));
-        wr16(out + 4, sa.ip_id_++);
-        wr16(out + 6, df ? 0x4000 : 0);
-        out[8] = sa.outer_ttl_;
-        out[9] = sa.encap_ ? kProtoUdp : kProtoEsp;
-        std::memcpy(out + 12, sa.src_.data(), 4);
-        std::memcpy(out + 16, sa.dst_.data(), 4);
-        ipv4_set_checksum(out);
+        wr16(out + 4, id);
+        wr16(out + 6, frag);
+        wr16(out + 10, csum_fold(sa.outer_csum_base_ + tos + out_len + id + frag));
       }
       esp = out + outer_ip_len + udp_len;
     } else {
@@ -456,7 +481,7 @@ std::uint16_t EspSa::outbound_burst(EspSa& sa, IMB_MGR* mgr, Packet** pkts, std:
     p->off = static_cast<std::uint16_t>(p->off - hdr);
     p->len = static_cast<std::uint16_t>(out_len);
     sa.account(total);
-    reap(mgr, IMB_SUBMIT_JOB(mgr));
+    reap(IMB_SUBMIT_JOB(mgr));
   }
   reap_all(mgr);
 
@@ -495,7 +520,8 @@ std::uint16_t EspSa::inbound_burst(EspSa& sa, IMB_MGR* mgr, Packet** pkts, std::
     std::uint64_t seq;
     std::uint8_t* esp;
     std::uint16_t ct_len;
-    L3 l3;
+    std::uint16_t hlen;    // outer IP header length
+    std::uint16_t nh_off;  // its next-header byte
     std::uint8_t outer_ecn;
   } meta[kMaxBurst];
 
@@ -562,7 +588,14 @@ std::uint16_t EspSa::inbound_burst(EspSa& sa, IMB_MGR* mgr, Packet** pkts, std::
       case ReplayWindow::Verdict::duplicate: p->drop = DropReason::replay; continue;
       case ReplayWindow::Verdict::too_old: p->drop = DropReason::replay_old; continue;
     }
-    meta[i] = Meta{seq, esp, ct_len, l3, static_cast<std::uint8_t>(ip_tos(ip) & 3)};
+    // Field by field: a whole-struct copy from a temporary reads back
+    // narrower stores just made (a store-forwarding stall per packet).
+    meta[i].seq = seq;
+    meta[i].esp = esp;
+    meta[i].ct_len = ct_len;
+    meta[i].hlen = l3.hlen;
+    meta[i].nh_off = l3.nh_off;
+    meta[i].outer_ecn = static_cast<std::uint8_t>(ip_tos(ip) & 3);
     std::uint8_t* ct = esp + esp_hdr;
 
     IMB_JOB* job = IMB_GET_NEXT_JOB(mgr);
@@ -572,9 +605,11 @@ std::uint16_t EspSa::inbound_burst(EspSa& sa, IMB_MGR* mgr, Packet** pkts, std::
       fill_aead_job(job, sa.keys_, false, nonce[i], a, alen, ct, ct, ct_len, computed[i]);
     } else {
       std::uint8_t* icv = ct + ct_len;
-      std::memcpy(received[i], icv, sa.icv_len_);
       std::uint32_t auth_len = esp_hdr + ct_len;
       if (sa.esn_) {
+        // The high half is hashed where the ICV starts (RFC 4303 2.2.1):
+        // keep the received ICV aside first.
+        std::memcpy(received[i], icv, sa.icv_len_);
         wr32(icv, static_cast<std::uint32_t>(seq >> 32));
         auth_len += 4;
       }
@@ -582,7 +617,7 @@ std::uint16_t EspSa::inbound_burst(EspSa& sa, IMB_MGR* mgr, Packet** pkts, std::
                         sa.icv_len_);
     }
     job->user_data = p;
-    reap(mgr, IMB_SUBMIT_JOB(mgr));
+    reap(IMB_SUBMIT_JOB(mgr));
   }
   reap_all(mgr);
 
@@ -592,7 +627,7 @@ std::uint16_t EspSa::inbound_burst(EspSa& sa, IMB_MGR* mgr, Packet** pkts, std::
     if (p->drop != DropReason::none) continue;
     const Meta& m = meta[i];
     std::uint8_t* ct = m.esp + esp_hdr;
-    const std::uint8_t* want = kAead ? ct + m.ct_len : received[i];
+    const std::uint8_t* want = (kAead || !sa.esn_) ? ct + m.ct_len : received[i];
     if (!icv_equal(computed[i], want, sa.icv_len_)) {
       p->drop = DropReason::icv;
       continue;
@@ -644,10 +679,10 @@ std::uint16_t EspSa::inbound_burst(EspSa& sa, IMB_MGR* mgr, Packet** pkts, std::
       p->off = static_cast<std::uint16_t>(ct - p->buf);
       p->len = inner_total;  // TFC padding beyond the inner packet is dropped
     } else {
-      const std::uint16_t hl = m.l3.hlen;
+      const std::uint16_t hl = m.hlen;
       std::uint8_t* out = ct - hl;
       std::memmove(out, ip, hl);
-      out[m.l3.nh_off] = nh;
+      out[m.nh_off] = nh;
       const auto new_len = static_cast<std::uint16_t>(hl + plen);
       if (sa.v6_) {
         wr16(out + 4, static_cast<std::uint16_t>(new_len - 40));

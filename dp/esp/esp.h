@@ -116,6 +116,8 @@ class EspSa {
   std::uint16_t tfc_pad_to_ = 0;
   std::uint16_t encap_sport_ = 0;  // network order
   std::uint16_t encap_dport_ = 0;
+  std::uint32_t outer_csum_base_ = 0;  // IPv4: checksum sum of the template's fixed words
+  std::array<std::uint8_t, 40> outer_tmpl_{};  // tunnel outer IP header, fixed fields filled
   std::array<std::uint8_t, 16> src_{};
   std::array<std::uint8_t, 16> dst_{};
   SaCounters counters_;
