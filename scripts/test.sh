@@ -4,10 +4,13 @@
 #   scripts/test.sh            install what is missing, then three builds:
 #                                build/        everything, -Werror: suites unit, system, interop, bench
 #                                build-san/    ASan+UBSan: suite unit
+#                                build-tsan/   ThreadSanitizer: the SPD and SAD tests (tables
+#                                              published to readers on other threads)
 #                                build-nodpdk/ -Ddpdk=disabled (cp/ and shared/ only): suite unit
 #
-# Environment: CYGNET_SKIP_SAN=1 skips the sanitizer build; CYGNET_BUILD_ROOT
+# Environment: CYGNET_SKIP_SAN=1 skips the sanitizer builds; CYGNET_BUILD_ROOT
 # puts the build folders elsewhere (default: the repository).
+# (The ASan and TSan builds skip benchmarks: -Dbench=disabled.)
 # Exit status is non-zero if anything fails.
 set -euo pipefail
 
@@ -49,6 +52,20 @@ if [ "${CYGNET_SKIP_SAN:-0}" != 1 ]; then
   setup "$root/build-san" -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dbench=disabled
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ASAN_OPTIONS=detect_leaks=1 \
     run_suites "$root/build-san" unit
+fi
+
+if [ "${CYGNET_SKIP_SAN:-0}" != 1 ]; then
+  # The tables published to worker cores (SPD, SAD) are read by one thread
+  # while another replaces them: their tests run under ThreadSanitizer too.
+  step "ThreadSanitizer build: RCU-published tables (dp_spd, dp_sad)"
+  setup "$root/build-tsan" -Dwerror=true -Db_sanitize=thread -Db_lundef=false -Dbench=disabled
+  if ninja -C "$root/build-tsan" dp/spd/spd_test dp/sad/sad_test; then
+    TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+      meson test -C "$root/build-tsan" --no-rebuild --print-errorlogs dp_spd dp_sad ||
+      failed+=("tests in $root/build-tsan (dp_spd dp_sad)")
+  else
+    failed+=("build $root/build-tsan")
+  fi
 fi
 
 step "control plane only (-Ddpdk=disabled): unit"

@@ -14,6 +14,7 @@ bool Selector::matches(const FlowKey& k) const noexcept {
   if (!src.contains(k.src) || !dst.contains(k.dst)) return false;
   if (proto == kProtoAny) return true;
   if (k.proto != proto) return false;
+  if (k.opaque_ports) return sport.is_any() && dport.is_any();
   return sport.contains(k.sport) && dport.contains(k.dport);
 }
 

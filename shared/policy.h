@@ -26,6 +26,9 @@ struct FlowKey {
   std::uint8_t proto = 0;
   std::uint16_t sport = 0;
   std::uint16_t dport = 0;
+  // A non-first fragment: its ports are unknown (RFC 4301 4.4.1.1 OPAQUE).
+  // It matches only selectors whose port ranges are both ANY.
+  bool opaque_ports = false;
 };
 
 // Selector. proto 0 means any protocol. Port ranges apply to TCP, UDP, SCTP

@@ -37,6 +37,16 @@ TEST(Selector, AnyProtocolIgnoresPorts) {
   EXPECT_FALSE(s.matches(flow("10.0.0.1", "10.0.0.2", kProtoUdp, 1, 2)));
 }
 
+TEST(Selector, OpaquePortsMatchOnlyAnyPorts) {
+  FlowKey frag = flow("10.1.2.3", "10.2.3.4", kProtoTcp, 0, 0);
+  frag.opaque_ports = true;
+  EXPECT_TRUE(sel("10.1.0.0/16", "10.2.0.0/16").matches(frag));
+  EXPECT_TRUE(sel("10.1.0.0/16", "10.2.0.0/16", kProtoTcp).matches(frag));
+  EXPECT_FALSE(sel("10.1.0.0/16", "10.2.0.0/16", kProtoTcp, "0-65534", "any").matches(frag));
+  EXPECT_FALSE(sel("10.1.0.0/16", "10.2.0.0/16", kProtoTcp, "any", "0").matches(frag));
+  EXPECT_FALSE(sel("10.1.0.0/16", "10.2.0.0/16", kProtoUdp).matches(frag));
+}
+
 TEST(Selector, IcmpTypeAndCode) {
   auto s = sel("0.0.0.0/0", "0.0.0.0/0", kProtoIcmp, "8", "0");
   ASSERT_TRUE(validate_selector(s).ok());

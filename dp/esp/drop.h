@@ -22,6 +22,7 @@ namespace cygnet::dp {
   X(pad, "pad", "padding bytes are not 1, 2, 3, ... (RFC 4303 2.4)")                        \
   X(next_header, "next_header", "next header not allowed for the SA's mode")                \
   X(ecn, "ecn", "outer CE on a not-ECN-capable inner packet (RFC 6040 4.2)")                  \
+  X(inner_policy, "inner_policy", "inner packet outside the SA's traffic selectors (RFC 4301 5.2)") \
   X(tfc_dummy, "tfc_dummy", "dummy packet (next header 59, RFC 4303 2.6), discarded")       \
   X(no_headroom, "no_headroom", "no room in the buffer for the ESP headers")                \
   X(no_tailroom, "no_tailroom", "no room in the buffer for the ESP trailer and ICV")        \

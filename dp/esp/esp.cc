@@ -228,6 +228,9 @@ Result<std::unique_ptr<EspSa>> EspSa::create(const SaConfig& cfg, IMB_MGR* mgr) 
     std::memcpy(t + 16, cfg.dst.bytes.data(), 4);
     sa->outer_csum_base_ = csum_add(0, t, 20);
   }
+  if (cfg.dir == Direction::in) {
+    for (const Selector& s : cfg.selectors) sa->inner_sel_.push_back(spd::TupleSelector::from(s));
+  }
   sa->replay_ = ReplayWindow(cfg.dir == Direction::in && cfg.anti_replay ? cfg.replay_window : 0, cfg.esn);
   if (cfg.dir == Direction::out && !ci.aead && ci.iv_len) {
     // CBC IVs must be unpredictable (RFC 3602 2.4): AES-CTR keystream under
@@ -277,6 +280,15 @@ void EspSa::account(std::uint64_t bytes) noexcept {
   if ((hard_.packets && counters_.packets >= hard_.packets) || (hard_.bytes && counters_.bytes >= hard_.bytes)) {
     hard_expired_ = true;
   }
+}
+
+bool EspSa::inner_allowed(const std::uint8_t* ip, std::uint16_t len) const noexcept {
+  spd::FlowTuple t;
+  if (!spd::extract_flow(ip, len, t)) return false;  // no 5-tuple: cannot be shown to match
+  for (const auto& s : inner_sel_) {
+    if (s.matches(t)) return true;
+  }
+  return false;
 }
 
 bool EspSa::refill_ivs(IMB_MGR* mgr) noexcept {
@@ -692,6 +704,10 @@ std::uint16_t EspSa::inbound_burst(EspSa& sa, IMB_MGR* mgr, Packet** pkts, std::
       }
       p->off = static_cast<std::uint16_t>(out - p->buf);
       p->len = new_len;
+    }
+    if (!sa.inner_sel_.empty() && !sa.inner_allowed(p->data(), p->len)) {
+      p->drop = DropReason::inner_policy;
+      continue;
     }
     sa.account(p->len);
   }

@@ -13,11 +13,13 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "dp/drop_counters.h"
 #include "dp/esp/crypto.h"
 #include "dp/esp/drop.h"
 #include "dp/esp/replay.h"
+#include "dp/spd/flow.h"
 #include "shared/result.h"
 #include "shared/sa.h"
 
@@ -94,6 +96,7 @@ class EspSa {
 
   void account(std::uint64_t bytes) noexcept;  // counters and soft/hard lifetime flags
   bool refill_ivs(IMB_MGR* mgr) noexcept;  // false: no fresh IVs (fail closed)
+  bool inner_allowed(const std::uint8_t* ip, std::uint16_t len) const noexcept;
 
   // ---- hot: read and written per packet ----
   BurstFn fn_ = nullptr;
@@ -132,6 +135,10 @@ class EspSa {
   alignas(16) std::array<std::uint8_t, 16> iv_ctr_{};
   alignas(16) std::uint32_t iv_key_enc_[60] = {};
   alignas(16) std::uint32_t iv_key_dec_[60] = {};
+
+  // Inbound: the inner packet must match one of these (RFC 4301 5.2);
+  // empty: the SA was installed without traffic selectors, no check.
+  std::vector<spd::TupleSelector> inner_sel_;
 
   // ---- keys ----
   CryptoKeys keys_;

@@ -132,6 +132,64 @@ std::string name_of(Algo a) {
 
 // ------------------------------------------------------------ round trips
 
+// RFC 4301 5.2: after decryption the inner packet must match the SA's
+// traffic selectors; anything else is dropped as inner_policy and counted.
+TEST(Esp, InnerPacketMustMatchTheSaSelectors) {
+  Selector udp53;
+  udp53.src = *IpPrefix::parse("10.1.0.0/16");
+  udp53.dst = *IpPrefix::parse("10.2.0.0/16");
+  udp53.proto = kProtoUdp;
+  udp53.dport = PortRange{53, 53};
+  auto with = [](std::vector<std::uint8_t> p, std::size_t at, std::uint8_t v) {
+    p.at(at) = v;
+    if ((p.at(0) >> 4) == 4) {  // keep the inner IPv4 checksum right
+      p.at(10) = 0;
+      p.at(11) = 0;
+      const std::uint16_t c = sum16(p.data(), 20);
+      p.at(10) = static_cast<std::uint8_t>(c >> 8);
+      p.at(11) = static_cast<std::uint8_t>(c);
+    }
+    return p;
+  };
+  for (Mode mode : {Mode::tunnel, Mode::transport}) {
+    SCOPED_TRACE(mode_name(mode));
+    SaConfig cfg = make_cfg(kAlgos[0], Direction::out, mode, false, false, false);
+    cfg.selectors = {udp53};
+    Pair pr = make_pair(cfg);
+    ASSERT_TRUE(pr.out && pr.in);
+    auto roundtrip = [&](const std::vector<std::uint8_t>& pkt) {
+      Buf b(pkt);
+      EXPECT_EQ(run_one(*pr.out, pr.mgr.get(), b), DropReason::none);  // outbound does not check
+      return run_one(*pr.in, pr.mgr.get(), b);
+    };
+    const auto good = make_udp(false, 20);  // 10.1.0.1 -> 10.2.0.1, UDP 12345 -> 53
+    EXPECT_EQ(roundtrip(good), DropReason::none);
+    EXPECT_EQ(roundtrip(with(good, 23, 54)), DropReason::inner_policy) << "destination port 54";
+    EXPECT_EQ(roundtrip(with(good, 12, 11)), DropReason::inner_policy) << "source 11.1.0.1";
+    EXPECT_EQ(roundtrip(with(good, 19, 9)), DropReason::none) << "10.2.0.9 is inside 10.2.0.0/16";
+    EXPECT_EQ(roundtrip(with(good, 9, kProtoTcp)), DropReason::inner_policy) << "TCP";
+    if (mode == Mode::tunnel) {
+      EXPECT_EQ(roundtrip(make_udp(true, 20)), DropReason::inner_policy) << "IPv6 inside, IPv4 selectors only";
+    }
+    EXPECT_EQ(pr.in->counters().drops[DropReason::inner_policy], mode == Mode::tunnel ? 4u : 3u);
+    EXPECT_EQ(pr.in->counters().packets, 2u);
+  }
+  // Several selectors: any one is enough; IPv6 inside a tunnel.
+  SaConfig cfg = make_cfg(kAlgos[3], Direction::out, Mode::tunnel, true, true, true);
+  Selector v6any;
+  v6any.src = *IpPrefix::parse("fd00::/64");
+  v6any.dst = *IpPrefix::parse("fd00::2/128");
+  cfg.selectors = {udp53, v6any};
+  Pair pr = make_pair(cfg);
+  ASSERT_TRUE(pr.out && pr.in);
+  Buf b6(make_udp(true, 100));
+  ASSERT_EQ(run_one(*pr.out, pr.mgr.get(), b6), DropReason::none);
+  EXPECT_EQ(run_one(*pr.in, pr.mgr.get(), b6), DropReason::none);
+  Buf b4(make_udp(false, 100));
+  ASSERT_EQ(run_one(*pr.out, pr.mgr.get(), b4), DropReason::none);
+  EXPECT_EQ(run_one(*pr.in, pr.mgr.get(), b4), DropReason::none);
+}
+
 TEST(Esp, RoundTripMatrix) {
   int cases = 0;
   for (const Algo& a : kAlgos) {

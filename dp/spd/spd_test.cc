@@ -1,0 +1,698 @@
+// SPD: packet parsing, the classifier and the cached path against the
+// linear reference, policy changes, generations, ACQUIRE, RCU publication.
+#include "dp/spd/spd.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <random>
+#include <thread>
+
+#include "dp/spd/classifier.h"
+#include "dp/spd/flow.h"
+#include "dp/spd/flow_cache.h"
+#include "dp/sad/sad.h"
+
+namespace cygnet::dp::spd {
+namespace {
+
+// ------------------------------------------------------------ extract_flow
+
+std::vector<std::uint8_t> ipv4(std::uint8_t proto, std::vector<std::uint8_t> l4, std::uint16_t frag = 0) {
+  std::vector<std::uint8_t> p = {0x45, 0, 0, 0, 0, 1, static_cast<std::uint8_t>(frag >> 8),
+                                 static_cast<std::uint8_t>(frag), 64, proto, 0, 0, 10, 1, 2, 3, 10, 4, 5, 6};
+  p.insert(p.end(), l4.begin(), l4.end());
+  p[2] = static_cast<std::uint8_t>(p.size() >> 8);
+  p[3] = static_cast<std::uint8_t>(p.size());
+  return p;
+}
+
+std::vector<std::uint8_t> ipv6(std::uint8_t nh, std::vector<std::uint8_t> rest) {
+  std::vector<std::uint8_t> p(40, 0);
+  p[0] = 0x60;
+  p[6] = nh;
+  p[7] = 64;
+  p[8] = 0x20;
+  p[9] = 0x01;
+  p[23] = 1;
+  p[24] = 0x20;
+  p[25] = 0x01;
+  p[39] = 2;
+  p.insert(p.end(), rest.begin(), rest.end());
+  const auto pl = static_cast<std::uint16_t>(p.size() - 40);
+  p[4] = static_cast<std::uint8_t>(pl >> 8);
+  p[5] = static_cast<std::uint8_t>(pl);
+  return p;
+}
+
+TEST(ExtractFlow, Ipv4TcpUdpIcmp) {
+  FlowTuple t;
+  auto tcp = ipv4(kProtoTcp, {0x01, 0xbb, 0x00, 0x50, 0, 0, 0, 0});
+  ASSERT_TRUE(extract_flow(tcp.data(), static_cast<std::uint16_t>(tcp.size()), t));
+  EXPECT_EQ(t.family, 4);
+  EXPECT_EQ(t.proto, kProtoTcp);
+  EXPECT_EQ(t.sport, 443);
+  EXPECT_EQ(t.dport, 80);
+  EXPECT_EQ(t.src[0], 10);
+  EXPECT_EQ(t.dst[3], 6);
+  EXPECT_EQ(t.src[4], 0);  // the rest of the 16 bytes is zero
+  EXPECT_EQ(t.opaque, 0);
+
+  auto icmp = ipv4(kProtoIcmp, {8, 3, 0, 0});
+  ASSERT_TRUE(extract_flow(icmp.data(), static_cast<std::uint16_t>(icmp.size()), t));
+  EXPECT_EQ(t.sport, 8);  // type
+  EXPECT_EQ(t.dport, 3);  // code
+
+  auto esp = ipv4(50, {1, 2, 3, 4, 5, 6, 7, 8});  // no ports
+  ASSERT_TRUE(extract_flow(esp.data(), static_cast<std::uint16_t>(esp.size()), t));
+  EXPECT_EQ(t.proto, 50);
+  EXPECT_EQ(t.sport, 0);
+  EXPECT_EQ(t.dport, 0);
+}
+
+TEST(ExtractFlow, Ipv4Fragments) {
+  FlowTuple t;
+  auto first = ipv4(kProtoUdp, {0x10, 0x00, 0x00, 0x35, 0, 8, 0, 0}, 0x2000);  // MF, offset 0
+  ASSERT_TRUE(extract_flow(first.data(), static_cast<std::uint16_t>(first.size()), t));
+  EXPECT_EQ(t.opaque, 0);
+  EXPECT_EQ(t.dport, 53);
+  auto later = ipv4(kProtoUdp, {0xde, 0xad, 0xbe, 0xef}, 0x0010);  // offset 128 bytes
+  ASSERT_TRUE(extract_flow(later.data(), static_cast<std::uint16_t>(later.size()), t));
+  EXPECT_EQ(t.opaque, 1);
+  EXPECT_EQ(t.sport, 0);
+  EXPECT_EQ(t.dport, 0);
+}
+
+TEST(ExtractFlow, Ipv6ExtensionHeadersAndFragments) {
+  FlowTuple t;
+  // hop-by-hop (8 bytes) then UDP
+  auto p = ipv6(0, {kProtoUdp, 0, 0, 0, 0, 0, 0, 0, 0x12, 0x34, 0x00, 0x35, 0, 8, 0, 0});
+  ASSERT_TRUE(extract_flow(p.data(), static_cast<std::uint16_t>(p.size()), t));
+  EXPECT_EQ(t.family, 6);
+  EXPECT_EQ(t.proto, kProtoUdp);
+  EXPECT_EQ(t.sport, 0x1234);
+  EXPECT_EQ(t.dport, 53);
+  EXPECT_EQ(t.src[0], 0x20);
+  EXPECT_EQ(t.dst[15], 2);
+  // fragment header, offset 0: ports read behind it
+  auto f0 = ipv6(44, {kProtoTcp, 0, 0x00, 0x01, 0, 0, 0, 1, 0x00, 0x16, 0x01, 0xbb});
+  ASSERT_TRUE(extract_flow(f0.data(), static_cast<std::uint16_t>(f0.size()), t));
+  EXPECT_EQ(t.opaque, 0);
+  EXPECT_EQ(t.sport, 22);
+  // fragment header, offset 8: opaque
+  auto f1 = ipv6(44, {kProtoTcp, 0, 0x00, 0x08, 0, 0, 0, 1, 0xff, 0xff});
+  ASSERT_TRUE(extract_flow(f1.data(), static_cast<std::uint16_t>(f1.size()), t));
+  EXPECT_EQ(t.opaque, 1);
+  EXPECT_EQ(t.proto, kProtoTcp);
+  // ICMPv6 type/code
+  auto icmp = ipv6(kProtoIcmpv6, {128, 0, 0, 0});
+  ASSERT_TRUE(extract_flow(icmp.data(), static_cast<std::uint16_t>(icmp.size()), t));
+  EXPECT_EQ(t.sport, 128);
+}
+
+TEST(ExtractFlow, RefusesMalformed) {
+  FlowTuple t;
+  auto tcp = ipv4(kProtoTcp, {0x01, 0xbb, 0x00, 0x50});
+  EXPECT_FALSE(extract_flow(tcp.data(), 19, t));                                         // runt
+  EXPECT_FALSE(extract_flow(tcp.data(), static_cast<std::uint16_t>(tcp.size() - 1), t));  // total > len
+  auto shortl4 = ipv4(kProtoTcp, {0x01, 0xbb});
+  EXPECT_FALSE(extract_flow(shortl4.data(), static_cast<std::uint16_t>(shortl4.size()), t));
+  auto badihl = ipv4(kProtoTcp, {0x01, 0xbb, 0x00, 0x50});
+  badihl.at(0) = 0x44;
+  EXPECT_FALSE(extract_flow(badihl.data(), static_cast<std::uint16_t>(badihl.size()), t));
+  auto v5 = ipv4(kProtoTcp, {0x01, 0xbb, 0x00, 0x50});
+  v5.at(0) = 0x55;
+  EXPECT_FALSE(extract_flow(v5.data(), static_cast<std::uint16_t>(v5.size()), t));
+  auto ext = ipv6(60, {kProtoUdp, 4, 0, 0});  // destination options claiming 40 bytes
+  EXPECT_FALSE(extract_flow(ext.data(), static_cast<std::uint16_t>(ext.size()), t));
+  auto trunc6 = ipv6(kProtoUdp, {0, 1});
+  EXPECT_FALSE(extract_flow(trunc6.data(), static_cast<std::uint16_t>(trunc6.size()), t));
+}
+
+// ------------------------------------------------ random policies and flows
+
+struct Gen {
+  std::mt19937_64 rng;
+  explicit Gen(std::uint64_t seed) : rng(seed) {}
+
+  std::uint64_t u(std::uint64_t n) { return std::uniform_int_distribution<std::uint64_t>(0, n - 1)(rng); }
+  bool coin(unsigned pct) { return u(100) < pct; }
+
+  // Addresses from a small pool so prefixes overlap a lot.
+  IpAddress addr(Family f) {
+    std::uint8_t b[16] = {};
+    if (f == Family::ipv4) {
+      b[0] = static_cast<std::uint8_t>(10 + u(2));
+      b[1] = static_cast<std::uint8_t>(u(4));
+      b[2] = static_cast<std::uint8_t>(u(8));
+      b[3] = static_cast<std::uint8_t>(u(256));
+      return IpAddress::v4_bytes(b);
+    }
+    b[0] = 0x20;
+    b[1] = 0x01;
+    b[2] = 0x0d;
+    b[3] = static_cast<std::uint8_t>(0xb8 + u(2));
+    b[7] = static_cast<std::uint8_t>(u(4));
+    b[11] = static_cast<std::uint8_t>(u(8));
+    b[15] = static_cast<std::uint8_t>(u(256));
+    if (coin(5)) b[15] = 0xff;
+    return IpAddress::v6_bytes(b);
+  }
+  static IpPrefix masked(IpAddress a, unsigned len) {
+    for (unsigned i = 0; i < 16; ++i) {
+      const unsigned keep = len > i * 8 ? std::min(8u, len - i * 8) : 0;
+      a.bytes[i] &= static_cast<std::uint8_t>(keep == 0 ? 0 : 0xff << (8 - keep));
+    }
+    return IpPrefix{a, static_cast<std::uint8_t>(len)};
+  }
+  IpPrefix prefix(Family f) {
+    static const unsigned l4[] = {0, 8, 16, 24, 28, 32, 32};
+    static const unsigned l6[] = {0, 32, 48, 64, 96, 120, 128, 128};
+    const unsigned len = f == Family::ipv4 ? l4[u(std::size(l4))] : l6[u(std::size(l6))];
+    return masked(addr(f), len);
+  }
+  PortRange ports(bool icmp) {
+    const std::uint16_t top = icmp ? 255 : 65535;
+    switch (u(6)) {
+      case 0: case 1: return PortRange{};
+      case 2: { auto p = static_cast<std::uint16_t>(u(top + 1u)); return PortRange{p, p}; }
+      case 3: return PortRange{0, static_cast<std::uint16_t>(u(top + 1u))};
+      case 4: return PortRange{static_cast<std::uint16_t>(u(top + 1u)), top};
+      default: {
+        auto a = static_cast<std::uint16_t>(u(top + 1u));
+        auto b = static_cast<std::uint16_t>(u(top + 1u));
+        return PortRange{std::min(a, b), std::max(a, b)};
+      }
+    }
+  }
+  Policy policy(Family f, PolicyDir dir) {
+    for (;;) {
+      Policy p;
+      p.dir = dir;
+      p.priority = static_cast<std::uint32_t>(100 * (1 + u(4)));  // many ties
+      p.action = static_cast<PolicyAction>(u(4));
+      p.reqid = static_cast<std::uint32_t>(1 + u(8));
+      p.sel.src = prefix(f);
+      p.sel.dst = prefix(f);
+      const std::uint8_t icmp = f == Family::ipv4 ? kProtoIcmp : kProtoIcmpv6;
+      const std::uint8_t protos[] = {kProtoAny, kProtoAny, kProtoTcp, kProtoUdp, icmp, 50};
+      p.sel.proto = protos[u(std::size(protos))];
+      if (p.sel.proto != kProtoAny && p.sel.proto != 50) {
+        p.sel.sport = ports(p.sel.proto == icmp);
+        p.sel.dport = ports(p.sel.proto == icmp);
+      }
+      if (validate_policy(p)) return p;
+    }
+  }
+  std::vector<Policy> policies(std::size_t n, PolicyDir dir) {
+    std::vector<Policy> v;
+    for (std::size_t i = 0; i < n; ++i) v.push_back(policy(coin(50) ? Family::ipv4 : Family::ipv6, dir));
+    return v;
+  }
+  static IpAddress inside(const IpPrefix& p, Gen& g) {
+    IpAddress a = p.addr;
+    const unsigned width = a.bit_width();
+    for (unsigned bit = p.len; bit < width; ++bit) {
+      if (g.coin(50)) a.bytes[bit / 8] |= static_cast<std::uint8_t>(0x80 >> (bit % 8));
+    }
+    return a;
+  }
+  std::uint16_t near(const PortRange& r) {
+    const int c[] = {r.lo - 1, r.lo, r.lo + 1, r.hi - 1, r.hi, r.hi + 1, static_cast<int>(u(65536))};
+    return static_cast<std::uint16_t>(std::clamp(c[u(std::size(c))], 0, 65535));
+  }
+  // A flow aimed at a policy (often just inside or outside its edges), or random.
+  FlowTuple flow(const std::vector<Policy>& pols) {
+    FlowKey k;
+    if (!pols.empty() && coin(85)) {
+      const Policy& p = pols[u(pols.size())];
+      k.src = coin(90) ? inside(p.sel.src, *this) : addr(p.sel.src.family());
+      k.dst = coin(90) ? inside(p.sel.dst, *this) : addr(p.sel.dst.family());
+      k.proto = p.sel.proto != kProtoAny && coin(80) ? p.sel.proto : static_cast<std::uint8_t>(u(3) == 0 ? 6 : 17);
+      k.sport = near(p.sel.sport);
+      k.dport = near(p.sel.dport);
+      if (proto_is_icmp(k.proto)) {
+        k.sport &= 0xff;
+        k.dport &= 0xff;
+      }
+    } else {
+      const Family f = coin(50) ? Family::ipv4 : Family::ipv6;
+      k.src = addr(f);
+      k.dst = addr(f);
+      k.proto = static_cast<std::uint8_t>(u(3) == 0 ? kProtoTcp : kProtoUdp);
+      k.sport = static_cast<std::uint16_t>(u(65536));
+      k.dport = static_cast<std::uint16_t>(u(65536));
+    }
+    if (coin(5)) {
+      k.opaque_ports = true;
+      k.sport = k.dport = 0;
+    }
+    return to_tuple(k);
+  }
+};
+
+std::vector<Policy> sorted_by_priority(std::vector<Policy> v) {
+  std::stable_sort(v.begin(), v.end(), [](const Policy& a, const Policy& b) { return a.priority < b.priority; });
+  return v;
+}
+
+TEST(Classifier, EmptyAndCatchAll) {
+  auto empty = Classifier::build({}, 1);
+  ASSERT_TRUE(empty);
+  FlowKey k{*IpAddress::parse("10.0.0.1"), *IpAddress::parse("10.0.0.2"), kProtoUdp, 1, 2};
+  EXPECT_EQ((*empty)->lookup(to_tuple(k)), -1);
+
+  Policy all;
+  all.action = PolicyAction::bypass;
+  all.sel.src = IpPrefix::any(Family::ipv4);
+  all.sel.dst = IpPrefix::any(Family::ipv4);
+  std::vector<Policy> v{all};
+  auto c = Classifier::build(v, 1);
+  ASSERT_TRUE(c);
+  EXPECT_EQ((*c)->lookup(to_tuple(k)), 0);
+  FlowKey k6{*IpAddress::parse("2001:db8::1"), *IpAddress::parse("2001:db8::2"), kProtoUdp, 1, 2};
+  EXPECT_EQ((*c)->lookup(to_tuple(k6)), -1);  // an IPv4 policy never matches IPv6
+}
+
+TEST(Classifier, RefusesInvalidPolicy) {
+  Policy p;
+  p.sel.src = IpPrefix::any(Family::ipv4);
+  p.sel.dst = IpPrefix::any(Family::ipv6);
+  std::vector<Policy> v{p};
+  auto c = Classifier::build(v, 1);
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.error().message.find("policy 0"), std::string::npos) << c.error().message;
+}
+
+// The classifier gives exactly the linear reference's answer.
+TEST(Classifier, DifferentialAgainstLinear) {
+  const std::uint64_t seed = std::random_device{}();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  Gen g(seed);
+  std::size_t compared = 0;
+  for (std::size_t n : {1u, 2u, 10u, 100u, 1000u, 5000u}) {
+    auto pols = sorted_by_priority(g.policies(n, PolicyDir::out));
+    LinearSpd lin(pols);
+    auto c = Classifier::build(pols, g.rng());
+    ASSERT_TRUE(c);
+    const std::size_t flows = n >= 1000 ? 100000 : 20000;
+    for (std::size_t i = 0; i < flows; ++i) {
+      const FlowTuple t = g.flow(pols);
+      const std::int32_t want = lin.lookup(t);
+      const std::int32_t got = (*c)->lookup(t);
+      ASSERT_EQ(got, want) << "n=" << n << " flow " << to_key(t).src.to_string() << " -> "
+                           << to_key(t).dst.to_string() << " proto " << int(t.proto) << " " << t.sport << "/"
+                           << t.dport << " opaque " << int(t.opaque);
+      ++compared;
+    }
+  }
+  EXPECT_GE(compared, 200000u);
+}
+
+// ------------------------------------------------------------- flow cache
+
+TEST(FlowCache, HitMissGenerationAndBoundedWays) {
+  FlowCache cache(64, 42);
+  EXPECT_EQ(cache.capacity(), 64u);
+  FlowKey k{*IpAddress::parse("10.0.0.1"), *IpAddress::parse("10.0.0.2"), kProtoUdp, 1, 2};
+  const FlowTuple t = to_tuple(k);
+  const std::uint64_t h = cache.hash(t);
+  EXPECT_EQ(cache.find(t, h, 1), nullptr);
+  Decision d;
+  d.action = PolicyAction::bypass;
+  d.policy = 7;
+  cache.insert(t, h, 1, d);
+  ASSERT_NE(cache.find(t, h, 1), nullptr);
+  EXPECT_EQ(cache.find(t, h, 1)->decision.policy, 7u);
+  EXPECT_EQ(cache.find(t, h, 2), nullptr);  // a newer generation: stale entries miss
+
+  // Different seeds give different hashes (the seed is really used).
+  FlowCache other(64, 43);
+  EXPECT_NE(other.hash(t), h);
+
+  // More flows than ways in one bucket: the oldest is evicted, never more
+  // than kWays entries are looked at.
+  std::vector<FlowTuple> same_bucket;
+  for (std::uint16_t p = 0; same_bucket.size() < FlowCache::kWays + 2; ++p) {
+    k.sport = p;
+    const FlowTuple x = to_tuple(k);
+    if ((cache.hash(x) & 63 & ~3ull) == (h & 63 & ~3ull)) same_bucket.push_back(x);
+  }
+  for (const auto& x : same_bucket) cache.insert(x, cache.hash(x), 1, d);
+  EXPECT_GE(cache.evictions(), 2u);
+  unsigned present = 0;
+  for (const auto& x : same_bucket) present += cache.find(x, cache.hash(x), 1) != nullptr;
+  EXPECT_EQ(present, FlowCache::kWays);
+}
+
+// ------------------------------------------------------- the cached path
+
+std::uint32_t slot_of(std::uint32_t reqid) { return reqid * 10; }
+
+struct Fixture {
+  rcu::Qsbr q{4};
+  Spd spd{q, [](std::uint32_t reqid) -> Result<std::uint32_t> { return slot_of(reqid); },
+          Spd::Options{PolicyAction::discard, PolicyAction::discard, 99}};
+};
+
+void expect_same(const SpdLookup::Verdict& v, const std::vector<Policy>& sorted, std::int32_t want) {
+  if (want < 0) {
+    EXPECT_EQ(v.decision.matched, 0);
+    EXPECT_EQ(v.decision.action, PolicyAction::discard);
+    return;
+  }
+  const Policy& p = sorted[static_cast<std::size_t>(want)];
+  EXPECT_EQ(v.decision.matched, 1);
+  EXPECT_EQ(v.decision.policy, static_cast<std::uint32_t>(want));
+  EXPECT_EQ(v.decision.action, p.action);
+  if (p.action == PolicyAction::protect || p.action == PolicyAction::trap) {
+    EXPECT_EQ(v.decision.sa_slot, slot_of(p.reqid));
+  }
+}
+
+// Cached lookups equal the linear reference before and after policy
+// changes; flows are replayed so most lookups are cache hits.
+TEST(SpdLookup, CachedPathDifferentialAcrossChanges) {
+  const std::uint64_t seed = std::random_device{}();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  Gen g(seed);
+  Fixture f;
+  SpdLookup look(f.spd, PolicyDir::out, 4096, AcquireLimit{1000000, 1000000}, g.rng());
+  f.q.online(0);
+  std::vector<Policy> current;
+  std::size_t compared = 0;
+  for (int round = 0; round < 8; ++round) {
+    // Change: add some policies, remove some (a batch publishes once).
+    std::vector<Spd::Change> batch;
+    for (int i = 0; i < 300; ++i) {
+      Policy p = g.policy(g.coin(50) ? Family::ipv4 : Family::ipv6, PolicyDir::out);
+      bool dup = false;
+      for (const auto& c : current) dup |= c.sel.src == p.sel.src && c.sel.dst == p.sel.dst &&
+                                           c.sel.proto == p.sel.proto && c.sel.sport == p.sel.sport &&
+                                           c.sel.dport == p.sel.dport;
+      for (const auto& c : batch) dup |= c.policy.sel.src == p.sel.src && c.policy.sel.dst == p.sel.dst &&
+                                         c.policy.sel.proto == p.sel.proto && c.policy.sel.sport == p.sel.sport &&
+                                         c.policy.sel.dport == p.sel.dport;
+      if (!dup) batch.push_back({Spd::Change::Op::add, p});
+    }
+    for (int i = 0; i < 100 && !current.empty(); ++i) {
+      const std::size_t victim = g.u(current.size());
+      batch.push_back({Spd::Change::Op::remove, current[victim]});
+      current.erase(current.begin() + static_cast<std::ptrdiff_t>(victim));
+    }
+    for (const auto& c : batch) {
+      if (c.op == Spd::Change::Op::add) current.push_back(c.policy);
+    }
+    const std::uint64_t gen_before = f.spd.generation();
+    ASSERT_TRUE(f.spd.apply(batch)) << "round " << round;
+    EXPECT_EQ(f.spd.generation(), gen_before + 1);  // one publication per batch
+    const auto sorted = sorted_by_priority(current);
+    LinearSpd lin(sorted);
+    std::vector<FlowTuple> flows;
+    for (int i = 0; i < 2000; ++i) flows.push_back(g.flow(sorted));
+    for (int pass = 0; pass < 20; ++pass) {
+      look.begin_burst();
+      for (const FlowTuple& t : flows) {
+        const auto v = look.lookup(t, 0);
+        const std::int32_t want = lin.lookup(t);
+        expect_same(v, sorted, want);
+        if (::testing::Test::HasFailure()) FAIL() << "round " << round << " pass " << pass;
+        ++compared;
+      }
+      f.q.quiescent(0);
+      f.spd.reclaim();
+    }
+  }
+  EXPECT_GE(compared, 300000u);
+  EXPECT_GT(look.hits(), look.misses());  // the cache really answered
+  f.q.offline(0);
+}
+
+// 100,000 policies (a gateway with that many remote /24 sites): added as
+// one batch, then half removed in another; answers equal the reference.
+TEST(Spd, HundredThousandPolicies) {
+  Fixture f;
+  std::vector<Policy> pols;
+  for (std::uint32_t i = 0; i < 100000; ++i) {
+    Policy p;
+    p.action = i % 7 == 0 ? PolicyAction::bypass : PolicyAction::protect;
+    p.reqid = p.action == PolicyAction::protect ? 1 + i % 5000 : 0;
+    p.sel.src = *IpPrefix::parse("192.168.0.0/16");
+    p.sel.dst = IpPrefix{IpAddress::v4(0x0a000000u + (i << 8)), 24};
+    pols.push_back(p);
+  }
+  {
+    auto r = f.spd.replace(PolicyDir::out, pols);
+    ASSERT_TRUE(r) << r.error().message;
+  }
+  EXPECT_EQ(f.spd.size(PolicyDir::out), 100000u);
+  std::vector<Spd::Change> drop;
+  for (std::size_t i = 0; i < pols.size(); i += 2) drop.push_back({Spd::Change::Op::remove, pols[i]});
+  ASSERT_TRUE(f.spd.apply(drop));
+  EXPECT_EQ(f.spd.size(PolicyDir::out), 50000u);
+  std::vector<Policy> left;
+  for (std::size_t i = 1; i < pols.size(); i += 2) left.push_back(pols[i]);
+  LinearSpd lin(left);  // same priority everywhere: insertion order
+  SpdLookup look(f.spd, PolicyDir::out, 4096, {}, 11);
+  look.begin_burst();
+  Gen g(5);
+  for (int i = 0; i < 2000; ++i) {
+    const std::uint32_t site = static_cast<std::uint32_t>(g.u(100000));
+    FlowKey k{IpAddress::v4(0xc0a80000u | static_cast<std::uint32_t>(g.u(65536))),
+              IpAddress::v4(0x0a000000u + (site << 8) + static_cast<std::uint32_t>(g.u(256))), kProtoTcp,
+              static_cast<std::uint16_t>(g.u(65536)), 443};
+    const FlowTuple t = to_tuple(k);
+    expect_same(look.lookup(t, 0), left, lin.lookup(t));
+    ASSERT_FALSE(::testing::Test::HasFailure()) << "site " << site;
+  }
+}
+
+TEST(SpdLookup, NegativeResultsAreCached) {
+  Fixture f;
+  Policy byp;
+  byp.action = PolicyAction::bypass;
+  byp.sel.src = *IpPrefix::parse("10.0.0.0/8");
+  byp.sel.dst = IpPrefix::any(Family::ipv4);
+  ASSERT_TRUE(f.spd.add(byp));
+  SpdLookup look(f.spd, PolicyDir::out, 256, {}, 5);
+  look.begin_burst();
+  FlowKey k{*IpAddress::parse("10.0.0.1"), *IpAddress::parse("192.0.2.1"), kProtoUdp, 1, 2};
+  FlowKey none{*IpAddress::parse("172.16.0.1"), *IpAddress::parse("192.0.2.1"), kProtoUdp, 1, 2};
+  EXPECT_EQ(look.lookup(to_tuple(k), 0).decision.action, PolicyAction::bypass);
+  EXPECT_EQ(look.lookup(to_tuple(none), 0).decision.action, PolicyAction::discard);  // no policy: discard
+  EXPECT_EQ(look.misses(), 2u);
+  EXPECT_EQ(look.lookup(to_tuple(k), 0).decision.action, PolicyAction::bypass);
+  EXPECT_EQ(look.lookup(to_tuple(none), 0).decision.matched, 0);
+  EXPECT_EQ(look.hits(), 2u);
+  // A change makes both miss once, with the new answer.
+  Policy disc = byp;
+  disc.priority = 1;
+  disc.action = PolicyAction::discard;
+  disc.sel.src = *IpPrefix::parse("10.0.0.0/24");
+  ASSERT_TRUE(f.spd.add(disc));
+  look.begin_burst();
+  EXPECT_EQ(look.lookup(to_tuple(k), 0).decision.action, PolicyAction::discard);
+  EXPECT_EQ(look.misses(), 3u);
+}
+
+TEST(SpdLookup, TrapRaisesOneAcquirePerFlowRateLimited) {
+  Fixture f;
+  Policy trap;
+  trap.action = PolicyAction::trap;
+  trap.reqid = 3;
+  trap.sel.src = IpPrefix::any(Family::ipv4);
+  trap.sel.dst = *IpPrefix::parse("192.0.2.0/24");
+  ASSERT_TRUE(f.spd.add(trap));
+  SpdLookup look(f.spd, PolicyDir::out, 1024, AcquireLimit{10, 3}, 5);
+  look.begin_burst();
+  auto flow = [](int i) {
+    FlowKey k{*IpAddress::parse("10.0.0.1"), *IpAddress::parse("192.0.2.1"), kProtoUdp,
+              static_cast<std::uint16_t>(1000 + i), 53};
+    return to_tuple(k);
+  };
+  const std::uint64_t t0 = 1'000'000'000;
+  auto v = look.lookup(flow(0), t0);
+  EXPECT_EQ(v.decision.action, PolicyAction::trap);
+  EXPECT_EQ(v.decision.sa_slot, slot_of(3));
+  EXPECT_TRUE(v.acquire);
+  EXPECT_FALSE(look.lookup(flow(0), t0).acquire);  // once per flow
+  EXPECT_FALSE(look.lookup(flow(0), t0 + 5'000'000'000).acquire);
+  EXPECT_TRUE(look.lookup(flow(1), t0).acquire);
+  EXPECT_TRUE(look.lookup(flow(2), t0).acquire);   // burst of 3 used up
+  EXPECT_FALSE(look.lookup(flow(3), t0).acquire);  // limited
+  EXPECT_EQ(look.acquires_limited(), 1u);
+  EXPECT_FALSE(look.lookup(flow(3), t0 + 50'000'000).acquire);  // 0.5 token
+  EXPECT_TRUE(look.lookup(flow(3), t0 + 100'000'000).acquire);  // a limited flow gets its turn later
+  EXPECT_EQ(look.acquires(), 4u);
+  // A protect policy without SAs asks the same way, once.
+  EXPECT_FALSE(look.request_acquire(flow(3), t0 + 10'000'000'000));  // already sent for this flow
+  EXPECT_TRUE(look.request_acquire(flow(4), t0 + 10'000'000'000) == false);  // not looked up: no entry
+  look.lookup(flow(5), t0 + 10'000'000'000);  // raises it itself (trap)
+  EXPECT_EQ(look.acquires(), 5u);
+}
+
+TEST(Spd, BatchIsAllOrNothing) {
+  Fixture f;
+  Policy a;
+  a.action = PolicyAction::bypass;
+  a.sel.src = *IpPrefix::parse("10.0.0.0/8");
+  a.sel.dst = IpPrefix::any(Family::ipv4);
+  ASSERT_TRUE(f.spd.add(a));
+  const std::uint64_t gen = f.spd.generation();
+  const SpdTable* before = f.spd.current(PolicyDir::out);
+  Policy b = a;
+  b.sel.src = *IpPrefix::parse("11.0.0.0/8");
+  Policy bad = a;
+  bad.sel.dst = IpPrefix::any(Family::ipv6);  // family mismatch
+  auto r = f.spd.apply({{Spd::Change::Op::add, b}, {Spd::Change::Op::add, bad}});
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("change 2"), std::string::npos) << r.error().message;
+  EXPECT_EQ(f.spd.generation(), gen);
+  EXPECT_EQ(f.spd.current(PolicyDir::out), before);
+  EXPECT_EQ(f.spd.size(PolicyDir::out), 1u);
+  // Duplicates and unknown removals are refused with a reason.
+  auto dup = f.spd.add(a);
+  ASSERT_FALSE(dup);
+  EXPECT_NE(dup.error().message.find("exists already"), std::string::npos);
+  auto gone = f.spd.remove(b);
+  ASSERT_FALSE(gone);
+  EXPECT_NE(gone.error().message.find("no out policy"), std::string::npos) << gone.error().message;
+  // A reqid the resolver refuses fails the batch too.
+  rcu::Qsbr q(1);
+  Spd strict(q, [](std::uint32_t) -> Result<std::uint32_t> { return make_error("SA set table full"); });
+  Policy prot = a;
+  prot.action = PolicyAction::protect;
+  prot.reqid = 9;
+  auto full = strict.add(prot);
+  ASSERT_FALSE(full);
+  EXPECT_NE(full.error().message.find("SA set table full"), std::string::npos);
+  EXPECT_EQ(strict.size(PolicyDir::out), 0u);
+}
+
+// The SPD wired to the real outbound SAD: a protect decision names the
+// reqid's SA set slot; a rekey replaces the set in place, so cached
+// decisions stay valid (no new SPD generation) and give the new SA.
+TEST(Spd, ProtectResolvesThroughTheOutboundSad) {
+  rcu::Qsbr q(1);
+  auto out = sad::OutboundSad::create(q, 1024);
+  ASSERT_TRUE(out);
+  Spd spd(q, [&](std::uint32_t reqid) { return (*out)->slot_for(reqid); });
+  Policy p;
+  p.action = PolicyAction::protect;
+  p.reqid = 42;
+  p.sel.src = *IpPrefix::parse("10.1.0.0/16");
+  p.sel.dst = *IpPrefix::parse("10.2.0.0/16");
+  ASSERT_TRUE(spd.add(p));
+  q.online(0);
+  SpdLookup look(spd, PolicyDir::out, 64, AcquireLimit{100, 10}, 3);
+  FlowKey k{*IpAddress::parse("10.1.0.1"), *IpAddress::parse("10.2.0.1"), kProtoUdp, 1, 2};
+  const FlowTuple t = to_tuple(k);
+  look.begin_burst();
+  auto v = look.lookup(t, 0);
+  ASSERT_EQ(v.decision.action, PolicyAction::protect);
+  EXPECT_TRUE((*out)->get(v.decision.sa_slot)->empty());  // no SA yet
+  EXPECT_TRUE(look.request_acquire(t, 0));                // so the worker asks for one, once
+  EXPECT_FALSE(look.request_acquire(t, 0));
+
+  const SaHandle first[] = {7, 8};
+  ASSERT_TRUE((*out)->set(42, first));
+  const std::uint64_t gen = spd.generation();
+  v = look.lookup(t, 0);
+  EXPECT_EQ((*out)->get(v.decision.sa_slot)->pick(0), 7u);
+  EXPECT_EQ((*out)->get(v.decision.sa_slot)->pick(1), 8u);
+  const SaHandle rekeyed[] = {9};
+  ASSERT_TRUE((*out)->set(42, rekeyed));
+  q.quiescent(0);
+  look.begin_burst();
+  const std::uint64_t hits = look.hits();
+  v = look.lookup(t, 0);
+  EXPECT_EQ(look.hits(), hits + 1);  // the cached decision is still good
+  EXPECT_EQ(spd.generation(), gen);
+  EXPECT_EQ((*out)->get(v.decision.sa_slot)->pick(1), 9u);
+  q.offline(0);
+}
+
+// ------------------------------------------------------------------- RCU
+
+TEST(Rcu, OldTableFreedOnlyAfterEveryReaderIsQuiescent) {
+  Fixture f;
+  f.q.online(0);
+  f.q.online(1);
+  SpdLookup look(f.spd, PolicyDir::out, 64, {}, 1);
+  look.begin_burst();  // reader 0 now holds the current table
+  f.spd.reclaim();
+  const std::size_t base = f.spd.reclaim();
+  Policy a;
+  a.action = PolicyAction::bypass;
+  a.sel.src = IpPrefix::any(Family::ipv4);
+  a.sel.dst = IpPrefix::any(Family::ipv4);
+  ASSERT_TRUE(f.spd.add(a));
+  EXPECT_EQ(f.spd.reclaim(), base + 1);  // readers 0 and 1 have not been quiescent
+  f.q.quiescent(0);
+  EXPECT_EQ(f.spd.reclaim(), base + 1);  // reader 1 still may hold it
+  f.q.offline(1);                        // an offline reader holds nothing
+  EXPECT_EQ(f.spd.reclaim(), 0u);
+  f.q.offline(0);
+}
+
+// Two threads: once the writer has published version k (and said so), a
+// reader never gets a decision from a table older than k, cache or not.
+// Run under ThreadSanitizer by scripts/test.sh as well.
+TEST(Rcu, NoDecisionFromAnOldTableAfterPublication) {
+  rcu::Qsbr q(2);
+  Spd spd(q, [](std::uint32_t reqid) -> Result<std::uint32_t> { return reqid; });
+  auto version = [](std::uint32_t k) {
+    Policy p;
+    p.action = PolicyAction::protect;
+    p.reqid = k;  // the decision carries the version as its SA slot
+    p.sel.src = IpPrefix::any(Family::ipv4);
+    p.sel.dst = IpPrefix::any(Family::ipv4);
+    return p;
+  };
+  ASSERT_TRUE(spd.add(version(1)));
+  std::atomic<std::uint32_t> published{1};
+  std::atomic<bool> stop{false};
+  std::atomic<std::uint64_t> lookups{0};
+  std::atomic<std::uint32_t> bad{0};
+  constexpr std::uint32_t kVersions = 400;
+
+  std::thread reader([&] {
+    q.online(0);
+    SpdLookup look(spd, PolicyDir::out, 256, {}, 7);
+    FlowKey k{*IpAddress::parse("10.0.0.1"), *IpAddress::parse("10.0.0.2"), kProtoUdp, 1, 2};
+    std::vector<FlowTuple> flows;
+    for (std::uint16_t i = 0; i < 16; ++i) {
+      k.sport = i;
+      flows.push_back(to_tuple(k));
+    }
+    while (!stop.load(std::memory_order_acquire)) {
+      const std::uint32_t seen = published.load(std::memory_order_acquire);
+      look.begin_burst();
+      for (const auto& t : flows) {
+        const auto v = look.lookup(t, 0);
+        if (v.decision.sa_slot < seen) bad.fetch_add(1, std::memory_order_relaxed);
+      }
+      lookups.fetch_add(flows.size(), std::memory_order_relaxed);
+      q.quiescent(0);
+    }
+    q.offline(0);
+  });
+
+  for (std::uint32_t k = 2; k <= kVersions; ++k) {
+    ASSERT_TRUE(spd.replace(PolicyDir::out, {version(k)}));
+    published.store(k, std::memory_order_release);
+    spd.reclaim();
+    if (k % 50 == 0) {  // let the reader run between bursts of changes
+      const std::uint64_t n = lookups.load();
+      while (lookups.load() < n + 64) std::this_thread::yield();
+    }
+  }
+  stop.store(true, std::memory_order_release);
+  reader.join();
+  EXPECT_EQ(bad.load(), 0u);
+  EXPECT_GT(lookups.load(), 0u);
+  spd.reclaim();
+}
+
+}  // namespace
+}  // namespace cygnet::dp::spd
