@@ -19,14 +19,19 @@ inline std::uint16_t rd16(const std::uint8_t* p) noexcept { return static_cast<s
 inline std::uint32_t rd32(const std::uint8_t* p) noexcept {
   return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
 }
-// Big-endian stores as one store each (memcpy of a byte-swapped value).
+// Big-endian stores. Written byte by byte: GCC's store merging turns each
+// into one byte-swapped store at -O2 (a memcpy of a swapped value does the
+// same but trips -Wstringop-overflow in the sanitizer build on pointers
+// computed as ip - hdr).
 inline void wr16(std::uint8_t* p, std::uint16_t v) noexcept {
-  v = __builtin_bswap16(v);
-  std::memcpy(p, &v, 2);
+  p[0] = static_cast<std::uint8_t>(v >> 8);
+  p[1] = static_cast<std::uint8_t>(v);
 }
 inline void wr32(std::uint8_t* p, std::uint32_t v) noexcept {
-  v = __builtin_bswap32(v);
-  std::memcpy(p, &v, 4);
+  p[0] = static_cast<std::uint8_t>(v >> 24);
+  p[1] = static_cast<std::uint8_t>(v >> 16);
+  p[2] = static_cast<std::uint8_t>(v >> 8);
+  p[3] = static_cast<std::uint8_t>(v);
 }
 inline void wr64(std::uint8_t* p, std::uint64_t v) noexcept {
   wr32(p, static_cast<std::uint32_t>(v >> 32));
