@@ -10,14 +10,18 @@
 
 namespace cygnet::cfg {
 
-namespace {
-
 using libconfig::Setting;
+
+namespace {
 
 std::string where(const Setting& s) {
   std::string f = s.getSourceFile() ? s.getSourceFile() : "<string>";
   return f + ":" + std::to_string(s.getSourceLine());
 }
+
+}  // namespace
+
+namespace detail {
 
 Error err_at(const Setting& s, const std::string& field, const std::string& msg) {
   std::string path = s.getPath();
@@ -25,8 +29,6 @@ Error err_at(const Setting& s, const std::string& field, const std::string& msg)
   if (!field.empty()) path += (path.empty() ? "" : ".") + field;
   return make_error(where(s) + ": " + path + ": " + msg);
 }
-
-Error err_at(const Setting& s, const std::string& msg) { return err_at(s, "", msg); }
 
 // Unknown keys are refused: a typo must not silently drop a setting.
 Result<void> check_known(const Setting& group, std::initializer_list<std::string_view> known) {
@@ -37,11 +39,20 @@ Result<void> check_known(const Setting& group, std::initializer_list<std::string
     if (std::find(known.begin(), known.end(), std::string_view(n)) == known.end()) {
       std::string list;
       for (auto k : known) list += (list.empty() ? "" : ", ") + std::string(k);
-      return err_at(c, std::string("unknown setting (expected one of: ") + list + ")");
+      return err_at(c, "", std::string("unknown setting (expected one of: ") + list + ")");
     }
   }
   return {};
 }
+
+}  // namespace detail
+
+namespace {
+
+using detail::check_known;
+using detail::err_at;
+
+Error err_at(const Setting& s, const std::string& msg) { return err_at(s, "", msg); }
 
 Result<std::string> get_string(const Setting& g, const char* name, bool required, const std::string& dflt = {}) {
   if (!g.exists(name)) {
@@ -274,11 +285,8 @@ Result<Policy> parse_policy(const Setting& g) {
   return p;
 }
 
-namespace {
-
-Result<StaticConfig> load(libconfig::Config& cfg) {
+Result<StaticConfig> parse_statics(const Setting& root) {
   StaticConfig out;
-  const Setting& root = cfg.getRoot();
   if (root.exists("sas")) {
     const Setting& l = root["sas"];
     if (!l.isList()) return err_at(l, "expected a list: sas = ( { ... }, { ... } );");
@@ -306,7 +314,17 @@ Result<StaticConfig> load(libconfig::Config& cfg) {
   return out;
 }
 
-}  // namespace
+void warn_if_keys_readable(const std::string& path, StaticConfig& c) {
+  bool has_keys = false;
+  for (const auto& sa : c.sas) has_keys |= !sa.cipher_key.empty() || !sa.integ_key.empty();
+  struct stat st {};
+  if (has_keys && ::stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    c.warnings.push_back(path + " holds SA keys and is readable by group or others (mode " + mode +
+                         "); chmod 600 it");
+  }
+}
 
 Result<StaticConfig> load_static_string(const std::string& text, const std::string& name) {
   libconfig::Config cfg;
@@ -315,7 +333,7 @@ Result<StaticConfig> load_static_string(const std::string& text, const std::stri
   } catch (const libconfig::ParseException& e) {
     return make_error(name + ":" + std::to_string(e.getLine()) + ": syntax error: " + e.getError());
   }
-  auto r = load(cfg);
+  auto r = parse_statics(cfg.getRoot());
   if (!r && r.error().message.rfind("<string>:", 0) == 0) {
     return make_error(name + r.error().message.substr(8));
   }
@@ -332,17 +350,9 @@ Result<StaticConfig> load_static_file(const std::string& path) {
     return make_error(std::string(e.getFile() ? e.getFile() : path.c_str()) + ":" + std::to_string(e.getLine()) +
                       ": syntax error: " + e.getError());
   }
-  auto r = load(cfg);
+  auto r = parse_statics(cfg.getRoot());
   if (!r) return r;
-  bool has_keys = false;
-  for (const auto& sa : r->sas) has_keys |= !sa.cipher_key.empty() || !sa.integ_key.empty();
-  struct stat st {};
-  if (has_keys && ::stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    r->warnings.push_back(path + " holds SA keys and is readable by group or others (mode " + mode +
-                          "); chmod 600 it");
-  }
+  warn_if_keys_readable(path, *r);
   return r;
 }
 

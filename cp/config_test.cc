@@ -5,6 +5,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <libconfig.h++>
+
+#include "cp/dp_config.h"
 
 namespace cygnet::cfg {
 namespace {
@@ -166,16 +169,34 @@ TEST(Config, FileErrorsAndPermissionWarning) {
   std::filesystem::remove_all(dir);
 }
 
-// Every example under conf/ must load (CONVENTIONS.md).
+// Every example under conf/ must load (CONVENTIONS.md): cygnet-dp's files
+// (those with a `dataplane` group) with load_dp_file, the others with
+// load_static_file.
 TEST(Config, EveryExampleLoads) {
-  int n = 0;
+  int n = 0, dp = 0;
   for (const auto& e : std::filesystem::directory_iterator(CYGNET_CONF_DIR)) {
     if (e.path().extension() != ".conf") continue;
     ++n;
-    auto r = load_static_file(e.path().string());
-    EXPECT_TRUE(r.ok()) << e.path() << ": " << (r.ok() ? "" : r.error().message);
+    const std::string path = e.path().string();
+    libconfig::Config lc;
+    bool is_dp = false;
+    try {
+      lc.readFile(path.c_str());
+      is_dp = lc.getRoot().exists("dataplane");
+    } catch (const libconfig::ConfigException&) {
+      // Not readable or not valid: the loader below reports why.
+    }
+    if (is_dp) {
+      ++dp;
+      auto r = load_dp_file(path);
+      EXPECT_TRUE(r.ok()) << path << ": " << (r.ok() ? "" : r.error().message);
+    } else {
+      auto r = load_static_file(path);
+      EXPECT_TRUE(r.ok()) << path << ": " << (r.ok() ? "" : r.error().message);
+    }
   }
   EXPECT_GE(n, 1) << "no examples found in " << CYGNET_CONF_DIR;
+  EXPECT_GE(dp, 1) << "no cygnet-dp examples found in " << CYGNET_CONF_DIR;
 }
 
 }  // namespace

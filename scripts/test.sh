@@ -4,8 +4,8 @@
 #   scripts/test.sh            install what is missing, then three builds:
 #                                build/        everything, -Werror: suites unit, system, interop, bench
 #                                build-san/    ASan+UBSan: suite unit
-#                                build-tsan/   ThreadSanitizer: the SPD and SAD tests (tables
-#                                              published to readers on other threads)
+#                                build-tsan/   ThreadSanitizer: the SPD, SAD and shm ring tests
+#                                              (data shared with other threads)
 #                                build-nodpdk/ -Ddpdk=disabled (cp/ and shared/ only): suite unit
 #
 # Environment: CYGNET_SKIP_SAN=1 skips the sanitizer builds; CYGNET_BUILD_ROOT
@@ -57,12 +57,12 @@ fi
 if [ "${CYGNET_SKIP_SAN:-0}" != 1 ]; then
   # The tables published to worker cores (SPD, SAD) are read by one thread
   # while another replaces them: their tests run under ThreadSanitizer too.
-  step "ThreadSanitizer build: RCU-published tables (dp_spd, dp_sad)"
+  step "ThreadSanitizer build: RCU-published tables and shm rings (dp_spd, dp_sad, shared_shm)"
   setup "$root/build-tsan" -Dwerror=true -Db_sanitize=thread -Db_lundef=false -Dbench=disabled
-  if ninja -C "$root/build-tsan" dp/spd/spd_test dp/sad/sad_test; then
+  if ninja -C "$root/build-tsan" dp/spd/spd_test dp/sad/sad_test shared/shm_test; then
     TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-      meson test -C "$root/build-tsan" --no-rebuild --print-errorlogs dp_spd dp_sad ||
-      failed+=("tests in $root/build-tsan (dp_spd dp_sad)")
+      meson test -C "$root/build-tsan" --no-rebuild --print-errorlogs dp_spd dp_sad shared_shm ||
+      failed+=("tests in $root/build-tsan (dp_spd dp_sad shared_shm)")
   else
     failed+=("build $root/build-tsan")
   fi
