@@ -340,8 +340,7 @@ Result<StaticConfig> load_static_string(const std::string& text, const std::stri
   return r;
 }
 
-Result<StaticConfig> load_static_file(const std::string& path) {
-  libconfig::Config cfg;
+Result<void> detail::read_file(libconfig::Config& cfg, const std::string& path) {
   try {
     cfg.readFile(path.c_str());
   } catch (const libconfig::FileIOException&) {
@@ -350,6 +349,12 @@ Result<StaticConfig> load_static_file(const std::string& path) {
     return make_error(std::string(e.getFile() ? e.getFile() : path.c_str()) + ":" + std::to_string(e.getLine()) +
                       ": syntax error: " + e.getError());
   }
+  return {};
+}
+
+Result<StaticConfig> load_static_file(const std::string& path) {
+  libconfig::Config cfg;
+  if (auto rd = detail::read_file(cfg, path); !rd) return rd.error();
   auto r = parse_statics(cfg.getRoot());
   if (!r) return r;
   warn_if_keys_readable(path, *r);

@@ -14,6 +14,7 @@
 #include "shared/sa.h"
 
 namespace libconfig {
+class Config;
 class Setting;
 }
 
@@ -45,6 +46,9 @@ namespace detail {  // shared by the config loaders; not API
 Error err_at(const libconfig::Setting& s, const std::string& field, const std::string& msg);
 // Refuses a named child of `group` not in `known`, listing what is.
 Result<void> check_known(const libconfig::Setting& group, std::initializer_list<std::string_view> known);
+// Reads and parses `path` into `cfg`; a missing file or a syntax error is a
+// "file:line: ..." error.
+Result<void> read_file(libconfig::Config& cfg, const std::string& path);
 }  // namespace detail
 
 }  // namespace cygnet::cfg

@@ -775,14 +775,7 @@ Result<DpConfig> load_dp_string(const std::string& text, const std::string& name
 
 Result<DpConfig> load_dp_file(const std::string& path) {
   libconfig::Config lc;
-  try {
-    lc.readFile(path.c_str());
-  } catch (const libconfig::FileIOException&) {
-    return make_error(path + ": cannot read the file (missing or no permission)");
-  } catch (const libconfig::ParseException& e) {
-    return make_error(std::string(e.getFile() ? e.getFile() : path.c_str()) + ":" + std::to_string(e.getLine()) +
-                      ": syntax error: " + e.getError());
-  }
+  if (auto rd = detail::read_file(lc, path); !rd) return rd.error();
   auto r = load(lc, path);
   if (!r) return r;
   warn_if_keys_readable(path, r->statics);
