@@ -83,6 +83,7 @@ class EspSa {
   // True once the last sequence number has been used: rekey now.
   bool seq_exhausted() const noexcept { return seq_exhausted_; }
   bool soft_expired() const noexcept { return soft_expired_; }
+  bool hard_expired() const noexcept { return hard_expired_; }
   const ReplayWindow& replay() const noexcept { return replay_; }
 
  private:

@@ -160,6 +160,8 @@ class SpdLookup {
   // Protect policy whose SA set is still empty: ask for an SA like a trap.
   bool request_acquire(const FlowTuple& t, std::uint64_t now_ns) noexcept;
 
+  // The table of the current burst (after begin_burst), or null.
+  const SpdTable* table() const noexcept { return table_; }
   std::uint64_t hits() const noexcept { return hits_; }
   std::uint64_t misses() const noexcept { return misses_; }
   std::uint64_t acquires() const noexcept { return acquires_; }
