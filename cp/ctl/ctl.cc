@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "cp/config.h"
+#include "cp/ctl/telemetry.h"
 #include "dp/esp/drop.h"
 #include "shared/ip.h"
 #include "shared/policy.h"
@@ -730,12 +731,160 @@ int cmd_counters(Ctx& ctx, const Command& c, const Parsed& p) {
   return kExitOk;
 }
 
-int cmd_not_supported(Ctx& ctx, const Command& c, const Parsed&) {
-  ctx.err << "cygnetctl: '" << c.path << "' is not supported by this dataplane protocol version ("
-          << shm::kVersionMajor << "." << shm::kVersionMinor
-          << "): it has no query that lists SAs or policies; 'cygnetctl counters' lists the SAs with their "
-             "counters\n";
-  return kExitUsage;
+// ---- telemetry-backed listings (sa list, policy list, ports, cores) ----
+
+std::string jstr(const json::JsonValue& o, std::string_view k) {
+  const json::JsonValue* v = o.find(k);
+  if (v == nullptr) return "-";
+  if (const std::string* s = v->as_string()) return *s;
+  if (auto i = v->as_int()) return std::to_string(*i);
+  return "-";
+}
+std::uint64_t jnum(const json::JsonValue& o, std::string_view k) {
+  const json::JsonValue* v = o.find(k);
+  if (v == nullptr) return 0;
+  auto i = v->as_int();
+  return i && *i > 0 ? static_cast<std::uint64_t>(*i) : 0;
+}
+// Non-zero "drop_*" members as "name=count ...".
+std::string jdrops(const json::JsonValue& o) {
+  std::string d;
+  if (const auto* obj = o.as_object()) {
+    for (const auto& [k, v] : *obj) {
+      if (k.rfind("drop_", 0) != 0) continue;
+      auto n = v.as_int();
+      if (n && *n != 0) d += (d.empty() ? "" : " ") + k.substr(5) + "=" + std::to_string(*n);
+    }
+  }
+  return d.empty() ? "-" : d;
+}
+
+void print_table(Ctx& ctx, const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> w;
+  for (const auto& r : rows) {
+    if (w.size() < r.size()) w.resize(r.size());
+    for (std::size_t i = 0; i < r.size(); ++i) w[i] = std::max(w[i], r[i].size());
+  }
+  for (const auto& r : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      line += r[i];
+      if (i + 1 < r.size()) line += std::string(w[i] - r[i].size() + 2, ' ');
+    }
+    ctx.out << line << "\n";
+  }
+}
+
+Res<TelemetryReply> tel(Ctx& ctx, const std::string& command) {
+  auto r = telemetry_query(telemetry_socket(ctx.instance), command, ctx.timeout);
+  if (!r) return Failure{kExitNotRunning, r.error().message};
+  return std::move(*r);
+}
+
+// Every object of a listing, "/cygnet/<what>,0", ",1", ... up to the
+// "total" each reply carries (DPDK 22.11 telemetry cannot nest objects).
+Res<std::vector<json::JsonValue>> tel_all(Ctx& ctx, const std::string& what) {
+  std::vector<json::JsonValue> all;
+  for (std::uint64_t i = 0;; ++i) {
+    auto r = tel(ctx, "/cygnet/" + what + "," + std::to_string(i));
+    if (auto* f = std::get_if<Failure>(&r)) return *f;
+    const auto& rep = std::get<TelemetryReply>(r);
+    if (rep.value.as_object() == nullptr) return Failure{kExitNotRunning, "unexpected telemetry reply: " + rep.raw};
+    const std::uint64_t total = jnum(rep.value, "total");
+    if (i >= total || rep.value.as_object()->size() <= 1) break;
+    all.push_back(rep.value);
+    if (i + 1 >= total) break;
+  }
+  return all;
+}
+
+// --json: one array of the objects as cygnet-dp reported them.
+void print_json_objects(Ctx& ctx, const std::vector<json::JsonValue>& v) {
+  ctx.out << "[";
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const auto* obj = v[i].as_object();
+    ctx.out << (i ? "," : "") << "{";
+    std::size_t k = 0;
+    for (const auto& [name, val] : *obj) {
+      if (name == "total") continue;
+      ctx.out << (k++ ? "," : "") << "\"" << name << "\":";
+      if (const std::string* str = val.as_string()) {
+        ctx.out << "\"";
+        for (char ch : *str) {  // names, addresses, selectors: escape what JSON requires
+          if (ch == '"' || ch == '\\') ctx.out << '\\';
+          ctx.out << ch;
+        }
+        ctx.out << "\"";
+      } else {
+        ctx.out << jstr(v[i], name);
+      }
+    }
+    ctx.out << "}";
+  }
+  ctx.out << "]\n";
+}
+
+int cmd_listing(Ctx& ctx, const std::string& what, const std::vector<std::pair<std::string, std::string>>& cols,
+                bool drops, std::string (*cell)(const json::JsonValue&, const std::string&)) {
+  auto r = tel_all(ctx, what);
+  if (auto* f = std::get_if<Failure>(&r)) return fail(ctx, *f);
+  const auto& all = std::get<std::vector<json::JsonValue>>(r);
+  if (ctx.json) {
+    print_json_objects(ctx, all);
+    return kExitOk;
+  }
+  if (all.empty()) {
+    ctx.out << "none\n";
+    return kExitOk;
+  }
+  std::vector<std::vector<std::string>> rows(1);
+  for (const auto& c : cols) rows[0].push_back(c.second);
+  if (drops) rows[0].push_back("DROPS");
+  for (const auto& e : all) {
+    std::vector<std::string> row;
+    for (const auto& c : cols) row.push_back(cell ? cell(e, c.first) : jstr(e, c.first));
+    if (drops) row.push_back(jdrops(e));
+    rows.push_back(std::move(row));
+  }
+  print_table(ctx, rows);
+  return kExitOk;
+}
+
+std::string sa_cell(const json::JsonValue& e, const std::string& col) {
+  if (col == "spi") return hex32(static_cast<std::uint32_t>(jnum(e, "spi")));
+  if (col == "enc") return jstr(e, "enc") + (jnum(e, "encap") ? "+udp" : "") + (jnum(e, "esn") ? "+esn" : "");
+  if (col == "next_seq") return jstr(e, "dir") == "out" ? jstr(e, "next_seq") : "-";
+  return jstr(e, col);
+}
+
+int cmd_sa_list(Ctx& ctx, const Command&, const Parsed&) {
+  return cmd_listing(ctx, "sa",
+                     {{"spi", "SPI"}, {"dir", "DIR"}, {"src", "SRC"}, {"dst", "DST"}, {"mode", "MODE"}, {"enc", "ENC"},
+                      {"integ", "INTEG"}, {"reqid", "REQID"}, {"owner_worker", "WORKER"}, {"packets", "PACKETS"},
+                      {"bytes", "BYTES"}, {"next_seq", "NEXT_SEQ"}},
+                     true, sa_cell);
+}
+
+int cmd_policy_list(Ctx& ctx, const Command&, const Parsed&) {
+  return cmd_listing(ctx, "policy",
+                     {{"dir", "DIR"}, {"priority", "PRIORITY"}, {"action", "ACTION"}, {"reqid", "REQID"},
+                      {"selector", "SELECTOR"}},
+                     false, nullptr);
+}
+
+int cmd_ports(Ctx& ctx, const Command&, const Parsed&) {
+  return cmd_listing(ctx, "port",
+                     {{"name", "PORT"}, {"side", "SIDE"}, {"mac", "MAC"}, {"mtu", "MTU"}, {"rx_packets", "RX_PKTS"},
+                      {"rx_bytes", "RX_BYTES"}, {"tx_packets", "TX_PKTS"}, {"tx_bytes", "TX_BYTES"}},
+                     true, nullptr);
+}
+
+int cmd_cores(Ctx& ctx, const Command&, const Parsed&) {
+  return cmd_listing(ctx, "core",
+                     {{"worker", "WORKER"}, {"lcore", "LCORE"}, {"flow_cache_hits", "CACHE_HITS"},
+                      {"flow_cache_misses", "CACHE_MISSES"}, {"acquires", "ACQUIRES"},
+                      {"acquires_limited", "ACQUIRES_LIMITED"}},
+                     false, nullptr);
 }
 
 #undef CTL_TRY
@@ -759,9 +908,10 @@ const std::vector<Command>& commands() {
       {"sa delete", "delete an SA",
        "usage: cygnetctl [--instance NAME] [--json] sa delete --spi SPI --dir in|out --dst ADDR\n",
        {{"spi", true}, {"dir", true}, {"dst", true}}, 0, cmd_sa_delete},
-      {"sa list", "list SAs (not in protocol 1.0)", "usage: cygnetctl sa list [--json]\n"
-                                                    "Not supported by protocol 1.0; see 'cygnetctl counters'.\n",
-       {}, 0, cmd_not_supported},
+      {"sa list", "list SAs with algorithms, owner core and counters (no keys)",
+       "usage: cygnetctl [--instance NAME] [--json] sa list\n"
+       "Read from cygnet-dp's DPDK telemetry socket; keys are never shown.\n",
+       {}, 0, cmd_sa_list},
       {"policy add", "install a policy",
        "usage: cygnetctl [--instance NAME] [--json] policy add --dir in|out --src PREFIX --dst PREFIX\n"
        "         [--proto P [--sport R] [--dport R] | --proto icmp|icmpv6 [--icmp-type R] [--icmp-code R]]\n"
@@ -777,8 +927,12 @@ const std::vector<Command>& commands() {
        {{"dir", true}, {"src", true}, {"dst", true}, {"proto", true}, {"sport", true}, {"dport", true},
         {"icmp-type", true}, {"icmp-code", true}},
        0, cmd_policy_delete},
-      {"policy list", "list policies (not in protocol 1.0)",
-       "usage: cygnetctl policy list [--json]\nNot supported by protocol 1.0.\n", {}, 0, cmd_not_supported},
+      {"policy list", "list policies in evaluation order (out, then in)",
+       "usage: cygnetctl [--instance NAME] [--json] policy list\n", {}, 0, cmd_policy_list},
+      {"ports", "ports with side, MAC, MTU, packet counters and named drops",
+       "usage: cygnetctl [--instance NAME] [--json] ports\n", {}, 0, cmd_ports},
+      {"cores", "worker cores with their flow cache and ACQUIRE counters",
+       "usage: cygnetctl [--instance NAME] [--json] cores\n", {}, 0, cmd_cores},
       {"load", "load a config file's static SAs and policies as one batch",
        "usage: cygnetctl [--instance NAME] [--json] load FILE\n"
        "Sends the `sas` and `policies` of FILE as one batch: cygnet-dp applies all of them or none.\n",

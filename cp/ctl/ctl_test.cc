@@ -3,6 +3,14 @@
 #include "cp/ctl/ctl.h"
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "shared/json.h"
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -524,12 +532,130 @@ TEST_F(Ctl, KeyFileMustBeOwnerOnly) {
   EXPECT_TRUE(add->sa.cipher_key.equals(SecretKey::from_hex(kKeyHex).value()));
 }
 
-TEST_F(Ctl, ListsNotInTheProtocolSaySo) {
-  for (const std::string what : {"sa", "policy"}) {
-    const Out r = ctl({what, "list"});
-    EXPECT_EQ(r.rc, kExitUsage);
-    EXPECT_NE(r.err.find("not supported by this dataplane protocol version"), std::string::npos) << r.err;
+// A stand-in for cygnet-dp's DPDK telemetry socket: greets, then answers
+// each command from a table (the replies cygnet-dp's /cygnet/* commands give).
+class FakeTelemetry {
+ public:
+  explicit FakeTelemetry(std::map<std::string, std::string> replies) : replies_(std::move(replies)) {
+    path_ = ::testing::TempDir() + "cyg_tel_" + std::to_string(::getpid()) + ".sock";
+    ::unlink(path_.c_str());
+    fd_ = ::socket(AF_UNIX, SOCK_SEQPACKET, 0);
+    sockaddr_un sun{};
+    sun.sun_family = AF_UNIX;
+    std::snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path_.c_str());
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&sun), sizeof sun), 0);
+    EXPECT_EQ(::listen(fd_, 8), 0);
+    ::setenv("CYGNET_TELEMETRY_SOCKET", path_.c_str(), 1);
+    thread_ = std::thread([this] { serve(); });
   }
+  ~FakeTelemetry() {
+    ::shutdown(fd_, SHUT_RDWR);
+    ::close(fd_);
+    thread_.join();
+    ::unlink(path_.c_str());
+    ::unsetenv("CYGNET_TELEMETRY_SOCKET");
+  }
+  std::vector<std::string> commands() {
+    std::lock_guard<std::mutex> g(mu_);
+    return seen_;
+  }
+
+ private:
+  void serve() {
+    for (;;) {
+      const int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      const std::string hello = R"({"version": "DPDK 22.11", "pid": 1, "max_output_len": 16384})";
+      ::send(c, hello.data(), hello.size(), MSG_NOSIGNAL);
+      char buf[1024];
+      const ssize_t n = ::recv(c, buf, sizeof buf, 0);
+      if (n > 0) {
+        const std::string cmd(buf, static_cast<std::size_t>(n));
+        {
+          std::lock_guard<std::mutex> g(mu_);
+          seen_.push_back(cmd);
+        }
+        auto it = replies_.find(cmd);
+        const std::string key = cmd.substr(0, cmd.find(','));
+        const std::string r = "{\"" + key + "\": " + (it == replies_.end() ? "null" : it->second) + "}";
+        ::send(c, r.data(), r.size(), MSG_NOSIGNAL);
+      }
+      ::close(c);
+    }
+  }
+  std::map<std::string, std::string> replies_;
+  std::string path_;
+  int fd_ = -1;
+  std::thread thread_;
+  std::mutex mu_;
+  std::vector<std::string> seen_;
+};
+
+TEST(CtlTelemetry, SaListReadsEverySaAndShowsNoKeys) {
+  FakeTelemetry t({
+      {"/cygnet/sa,0", R"({"total": 2, "spi": 4097, "dir": "out", "src": "192.0.2.1",
+          "dst": "192.0.2.2", "mode": "tunnel", "reqid": 1, "enc": "aes-gcm16-128", "integ": "none", "esn": 1,
+          "encap": 0, "owner_worker": 0, "packets": 5, "bytes": 420, "next_seq": 6})"},
+      {"/cygnet/sa,1", R"({"total": 2, "spi": 8193, "dir": "in", "src": "192.0.2.2",
+          "dst": "192.0.2.1", "mode": "tunnel", "reqid": 1, "enc": "aes-cbc-128", "integ": "hmac-sha256-128",
+          "esn": 0, "encap": 1, "owner_worker": 1, "packets": 3, "bytes": 300, "next_seq": 0,
+          "drop_replay": 2})"},
+  });
+  const Out r = run_ctl({"sa", "list"});
+  ASSERT_EQ(r.rc, kExitOk) << r.err;
+  EXPECT_NE(r.out.find("0x00001001"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("0x00002001"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("aes-gcm16-128+esn"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("aes-cbc-128+udp"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("replay=2"), std::string::npos) << r.out;
+  EXPECT_EQ(t.commands(), (std::vector<std::string>{"/cygnet/sa,0", "/cygnet/sa,1"}));
+  const Out j = run_ctl({"--json", "sa", "list"});
+  ASSERT_EQ(j.rc, kExitOk) << j.err;
+  auto parsed = json::parse_json(j.out);
+  ASSERT_TRUE(parsed.ok()) << j.out;
+  ASSERT_NE(parsed->as_array(), nullptr);
+  ASSERT_EQ(parsed->as_array()->size(), 2u);
+  EXPECT_EQ(parsed->as_array()->at(1).find("spi")->as_int(), 8193);
+}
+
+TEST(CtlTelemetry, PortsCoresAndPolicies) {
+  FakeTelemetry t({
+      {"/cygnet/port,0", R"({"total": 1, "name": "lan", "side": "protected", "mac": "02:00:00:00:00:01",
+          "mtu": 1500, "rx_packets": 10, "rx_bytes": 1000, "tx_packets": 9, "tx_bytes": 900, "drop_no_policy": 1,
+          "drop_mtu": 0})"},
+      {"/cygnet/core,0", R"({"total": 1, "worker": 0, "lcore": 1, "flow_cache_hits": 7, "flow_cache_misses": 3,
+          "acquires": 1, "acquires_limited": 0})"},
+      {"/cygnet/policy,0", R"({"total": 1, "dir": "out", "priority": 100, "action": "protect",
+          "reqid": 1, "selector": "10.1.0.0/16 -> 10.2.0.0/16"})"},
+      {"/cygnet/sa,0", R"({"total": 0})"},
+  });
+  Out r = run_ctl({"ports"});
+  ASSERT_EQ(r.rc, kExitOk) << r.err;
+  EXPECT_NE(r.out.find("lan"), std::string::npos);
+  EXPECT_NE(r.out.find("no_policy=1"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("mtu=0"), std::string::npos) << r.out;  // zero counters are not listed
+  r = run_ctl({"cores"});
+  ASSERT_EQ(r.rc, kExitOk) << r.err;
+  EXPECT_NE(r.out.find("CACHE_HITS"), std::string::npos);
+  r = run_ctl({"policy", "list"});
+  ASSERT_EQ(r.rc, kExitOk) << r.err;
+  EXPECT_NE(r.out.find("10.1.0.0/16 -> 10.2.0.0/16"), std::string::npos) << r.out;
+  r = run_ctl({"--json", "ports"});
+  ASSERT_EQ(r.rc, kExitOk);
+  EXPECT_TRUE(json::parse_json(r.out).ok()) << r.out;
+  r = run_ctl({"sa", "list"});
+  ASSERT_EQ(r.rc, kExitOk);
+  EXPECT_EQ(r.out, "none\n");
+  r = run_ctl({"cores", "--json"});
+  EXPECT_EQ(r.rc, kExitOk);
+}
+
+TEST(CtlTelemetry, NoDataplaneIsExitThree) {
+  ::setenv("CYGNET_TELEMETRY_SOCKET", "/nonexistent/cygnet/dpdk_telemetry.v2", 1);
+  const Out r = run_ctl({"sa", "list"});
+  ::unsetenv("CYGNET_TELEMETRY_SOCKET");
+  EXPECT_EQ(r.rc, kExitNotRunning);
+  EXPECT_NE(r.err.find("is cygnet-dp running?"), std::string::npos) << r.err;
 }
 
 TEST(CtlHelp, EveryCommandHasHelp) {

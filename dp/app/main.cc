@@ -178,10 +178,26 @@ int worker_main(void* arg) {
 
 // ---- telemetry (/cygnet/...) ----
 
-void add_port(rte_tel_data* d, std::uint16_t i) {
-  const PortInfo& p = g_dp->ports()[i];
-  const PortTotals t = g_dp->port_totals(i);
+// DPDK 22.11 telemetry nests only arrays of plain values, so every object
+// is its own query: "/cygnet/sa,N" is the N-th SA, with "total" in every
+// reply; an index past the end gives just {"total": T}.
+bool index_param(const char* params, std::size_t& i) {
+  i = 0;
+  if (params == nullptr || *params == '\0') return true;
+  char* end = nullptr;
+  i = std::strtoul(params, &end, 10);
+  return *end == '\0';
+}
+
+int tel_port(const char*, const char* params, rte_tel_data* d) {
+  std::size_t i = 0;
+  if (g_dp == nullptr || !index_param(params, i)) return -EINVAL;
+  std::lock_guard<std::mutex> g(g_dp->mutex());
   rte_tel_data_start_dict(d);
+  rte_tel_data_add_dict_u64(d, "total", g_dp->ports().size());
+  if (i >= g_dp->ports().size()) return 0;
+  const PortInfo& p = g_dp->ports()[i];
+  const PortTotals t = g_dp->port_totals(static_cast<std::uint16_t>(i));
   rte_tel_data_add_dict_string(d, "name", p.name.c_str());
   rte_tel_data_add_dict_u64(d, "dpdk_port", p.dpdk_id);
   rte_tel_data_add_dict_string(d, "side", p.exception ? "exception" : p.protected_side ? "protected" : "unprotected");
@@ -196,115 +212,76 @@ void add_port(rte_tel_data* d, std::uint16_t i) {
   rte_tel_data_add_dict_u64(d, "tx_bytes", t.tx_bytes);
   for (std::size_t r = 1; r < kPipeDropCount; ++r)
     rte_tel_data_add_dict_u64(d, ("drop_" + std::string(kPipeDropInfo[r].name)).c_str(), t.drops[r]);
-}
-
-int tel_ports(const char*, const char* params, rte_tel_data* d) {
-  if (g_dp == nullptr) return -1;
-  std::lock_guard<std::mutex> g(g_dp->mutex());
-  if (params != nullptr && *params != '\0') {
-    char* end = nullptr;
-    const unsigned long i = std::strtoul(params, &end, 10);
-    if (*end != '\0' || i >= g_dp->ports().size()) return -EINVAL;
-    add_port(d, static_cast<std::uint16_t>(i));
-    return 0;
-  }
-  rte_tel_data_start_array(d, RTE_TEL_CONTAINER);
-  for (std::uint16_t i = 0; i < g_dp->ports().size(); ++i) {
-    rte_tel_data* c = rte_tel_data_alloc();
-    add_port(c, i);
-    rte_tel_data_add_array_container(d, c, 0);
-  }
   return 0;
 }
 
-int tel_sas(const char*, const char* params, rte_tel_data* d) {
-  if (g_dp == nullptr) return -1;
-  std::size_t cursor = 0;
-  if (params != nullptr && *params != '\0') {
-    char* end = nullptr;
-    cursor = std::strtoul(params, &end, 10);
-    if (*end != '\0') return -EINVAL;
-  }
+int tel_sa(const char*, const char* params, rte_tel_data* d) {
+  std::size_t i = 0;
+  if (g_dp == nullptr || !index_param(params, i)) return -EINVAL;
   std::lock_guard<std::mutex> g(g_dp->mutex());
   std::size_t next = 0;
-  const auto sas = g_dp->list_sas(cursor, 16, next);
+  const auto sas = g_dp->list_sas(i, 1, next);
   rte_tel_data_start_dict(d);
   rte_tel_data_add_dict_u64(d, "total", g_dp->sa_count());
-  rte_tel_data_add_dict_u64(d, "next", next);
-  rte_tel_data* arr = rte_tel_data_alloc();
-  rte_tel_data_start_array(arr, RTE_TEL_CONTAINER);
-  for (const auto& s : sas) {
-    rte_tel_data* e = rte_tel_data_alloc();
-    rte_tel_data_start_dict(e);
-    rte_tel_data_add_dict_u64(e, "spi", s.cfg.spi);
-    rte_tel_data_add_dict_string(e, "dir", direction_name(s.cfg.dir));
-    rte_tel_data_add_dict_string(e, "src", s.cfg.src.to_string().c_str());
-    rte_tel_data_add_dict_string(e, "dst", s.cfg.dst.to_string().c_str());
-    rte_tel_data_add_dict_string(e, "mode", mode_name(s.cfg.mode));
-    rte_tel_data_add_dict_u64(e, "reqid", s.cfg.reqid);
-    rte_tel_data_add_dict_string(e, "enc", cipher_info(s.cfg.cipher).name);
-    rte_tel_data_add_dict_string(e, "integ", integ_info(s.cfg.integ).name);
-    rte_tel_data_add_dict_u64(e, "esn", s.cfg.esn);
-    rte_tel_data_add_dict_u64(e, "encap", s.cfg.encap.enabled);
-    rte_tel_data_add_dict_u64(e, "owner_worker", s.owner);
-    rte_tel_data_add_dict_u64(e, "packets", s.counters.packets);
-    rte_tel_data_add_dict_u64(e, "bytes", s.counters.bytes);
-    rte_tel_data_add_dict_u64(e, "next_seq", s.next_seq);
-    for (std::size_t r = 1; r < dp::kDropReasonCount; ++r) {
-      if (s.counters.drops.by_reason[r] != 0)
-        rte_tel_data_add_dict_u64(e, ("drop_" + std::string(dp::kDropInfo[r].name)).c_str(),
-                                  s.counters.drops.by_reason[r]);
-    }
-    rte_tel_data_add_array_container(arr, e, 0);
+  if (sas.empty()) return 0;
+  const auto& s = sas[0];
+  rte_tel_data_add_dict_u64(d, "spi", s.cfg.spi);
+  rte_tel_data_add_dict_string(d, "dir", direction_name(s.cfg.dir));
+  rte_tel_data_add_dict_string(d, "src", s.cfg.src.to_string().c_str());
+  rte_tel_data_add_dict_string(d, "dst", s.cfg.dst.to_string().c_str());
+  rte_tel_data_add_dict_string(d, "mode", mode_name(s.cfg.mode));
+  rte_tel_data_add_dict_u64(d, "reqid", s.cfg.reqid);
+  rte_tel_data_add_dict_string(d, "enc", cipher_info(s.cfg.cipher).name);
+  rte_tel_data_add_dict_string(d, "integ", integ_info(s.cfg.integ).name);
+  rte_tel_data_add_dict_u64(d, "esn", s.cfg.esn);
+  rte_tel_data_add_dict_u64(d, "encap", s.cfg.encap.enabled);
+  rte_tel_data_add_dict_u64(d, "owner_worker", s.owner);
+  rte_tel_data_add_dict_u64(d, "packets", s.counters.packets);
+  rte_tel_data_add_dict_u64(d, "bytes", s.counters.bytes);
+  rte_tel_data_add_dict_u64(d, "next_seq", s.next_seq);
+  for (std::size_t r = 1; r < dp::kDropReasonCount; ++r) {
+    if (s.counters.drops.by_reason[r] != 0)
+      rte_tel_data_add_dict_u64(d, ("drop_" + std::string(dp::kDropInfo[r].name)).c_str(),
+                                s.counters.drops.by_reason[r]);
   }
-  rte_tel_data_add_dict_container(d, "sas", arr, 0);
   return 0;
 }
 
-int tel_policies(const char*, const char*, rte_tel_data* d) {
-  if (g_dp == nullptr) return -1;
+int tel_policy(const char*, const char* params, rte_tel_data* d) {
+  std::size_t i = 0;
+  if (g_dp == nullptr || !index_param(params, i)) return -EINVAL;
   std::lock_guard<std::mutex> g(g_dp->mutex());
   const auto pol = g_dp->list_policies();
   rte_tel_data_start_dict(d);
   rte_tel_data_add_dict_u64(d, "total", pol.size());
-  rte_tel_data* arr = rte_tel_data_alloc();
-  rte_tel_data_start_array(arr, RTE_TEL_CONTAINER);
-  std::size_t n = 0;
-  for (const auto& p : pol) {
-    if (++n > 64) break;  // telemetry replies are bounded (16 KiB)
-    rte_tel_data* e = rte_tel_data_alloc();
-    rte_tel_data_start_dict(e);
-    rte_tel_data_add_dict_string(e, "dir", policy_dir_name(p.dir));
-    rte_tel_data_add_dict_u64(e, "priority", p.priority);
-    rte_tel_data_add_dict_string(e, "action", action_name(p.action));
-    rte_tel_data_add_dict_u64(e, "reqid", p.reqid);
-    rte_tel_data_add_dict_string(e, "selector", p.sel.to_string().c_str());
-    rte_tel_data_add_array_container(arr, e, 0);
-  }
-  rte_tel_data_add_dict_container(d, "policies", arr, 0);
+  if (i >= pol.size()) return 0;
+  const Policy& p = pol[i];
+  rte_tel_data_add_dict_string(d, "dir", policy_dir_name(p.dir));
+  rte_tel_data_add_dict_u64(d, "priority", p.priority);
+  rte_tel_data_add_dict_string(d, "action", action_name(p.action));
+  rte_tel_data_add_dict_u64(d, "reqid", p.reqid);
+  rte_tel_data_add_dict_string(d, "selector", p.sel.to_string().c_str());
   return 0;
 }
 
-int tel_cores(const char*, const char*, rte_tel_data* d) {
-  if (g_dp == nullptr) return -1;
+int tel_core(const char*, const char* params, rte_tel_data* d) {
+  std::size_t i = 0;
+  if (g_dp == nullptr || !index_param(params, i)) return -EINVAL;
   std::lock_guard<std::mutex> g(g_dp->mutex());
-  rte_tel_data_start_array(d, RTE_TEL_CONTAINER);
-  unsigned idx = 0;
-  unsigned lc;
+  rte_tel_data_start_dict(d);
+  rte_tel_data_add_dict_u64(d, "total", g_dp->workers());
+  if (i >= g_dp->workers()) return 0;
+  unsigned idx = 0, lc, lcore = 0;
   RTE_LCORE_FOREACH_WORKER(lc) {
-    const Worker* w = g_dp->worker(idx);
-    rte_tel_data* e = rte_tel_data_alloc();
-    rte_tel_data_start_dict(e);
-    rte_tel_data_add_dict_u64(e, "worker", idx);
-    rte_tel_data_add_dict_u64(e, "lcore", lc);
-    if (w != nullptr) {
-      rte_tel_data_add_dict_u64(e, "flow_cache_hits", w->spd_out().hits() + w->spd_in().hits());
-      rte_tel_data_add_dict_u64(e, "flow_cache_misses", w->spd_out().misses() + w->spd_in().misses());
-      rte_tel_data_add_dict_u64(e, "acquires", w->spd_out().acquires());
-      rte_tel_data_add_dict_u64(e, "acquires_limited", w->spd_out().acquires_limited());
-    }
-    rte_tel_data_add_array_container(d, e, 0);
-    ++idx;
+    if (idx++ == i) lcore = lc;
+  }
+  rte_tel_data_add_dict_u64(d, "worker", i);
+  rte_tel_data_add_dict_u64(d, "lcore", lcore);
+  if (const Worker* w = g_dp->worker(static_cast<unsigned>(i))) {
+    rte_tel_data_add_dict_u64(d, "flow_cache_hits", w->spd_out().hits() + w->spd_in().hits());
+    rte_tel_data_add_dict_u64(d, "flow_cache_misses", w->spd_out().misses() + w->spd_in().misses());
+    rte_tel_data_add_dict_u64(d, "acquires", w->spd_out().acquires());
+    rte_tel_data_add_dict_u64(d, "acquires_limited", w->spd_out().acquires_limited());
   }
   return 0;
 }
@@ -349,10 +326,10 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  rte_telemetry_register_cmd("/cygnet/ports", tel_ports, "Cygnet ports with counters and drop reasons. Param: port index");
-  rte_telemetry_register_cmd("/cygnet/sas", tel_sas, "Cygnet SAs with counters, 16 at a time. Param: cursor");
-  rte_telemetry_register_cmd("/cygnet/policies", tel_policies, "Cygnet policies (first 64)");
-  rte_telemetry_register_cmd("/cygnet/cores", tel_cores, "Cygnet worker cores and their flow caches");
+  rte_telemetry_register_cmd("/cygnet/port", tel_port, "Cygnet port N: counters and drop reasons. Param: N");
+  rte_telemetry_register_cmd("/cygnet/sa", tel_sa, "Cygnet SA N (no keys): algorithms, counters. Param: N");
+  rte_telemetry_register_cmd("/cygnet/policy", tel_policy, "Cygnet policy N in evaluation order. Param: N");
+  rte_telemetry_register_cmd("/cygnet/core", tel_core, "Cygnet worker N and its flow caches. Param: N");
 
   std::vector<std::string> eal = eal_args(c, *args);
   std::vector<char*> eargv;

@@ -20,7 +20,7 @@
 #include "dp/crypto/imb_mgr.h"
 #include "shared/sa.h"
 #include "shared/secret.h"
-#include "tests/support/json.h"
+#include "shared/json.h"
 
 #ifndef CYGNET_VECTOR_DIR
 #error "CYGNET_VECTOR_DIR must be the absolute path of tests/vectors/wycheproof, as a string literal"
@@ -30,7 +30,7 @@ namespace cygnet::dp::esp {
 namespace {
 
 using Bytes = std::vector<std::uint8_t>;
-using cygnet::testing::JsonValue;
+using cygnet::json::JsonValue;
 
 std::optional<Bytes> from_hex(std::string_view s) {
   if (s.size() % 2 != 0) return std::nullopt;
@@ -87,7 +87,7 @@ struct VectorFile {
 void load_vectors(const char* file, std::string_view algorithm, VectorFile& out) {
   out.name = file;
   const std::string path = std::string(CYGNET_VECTOR_DIR) + "/" + file;
-  auto parsed = cygnet::testing::parse_json_file(path);
+  auto parsed = cygnet::json::parse_json_file(path);
   ASSERT_TRUE(parsed.ok()) << parsed.error().message;
   out.doc = std::move(parsed.value());
   const std::string* alg = out.doc.find_string("algorithm");

@@ -1,10 +1,10 @@
-#include "tests/support/json.h"
+#include "shared/json.h"
 
 #include <charconv>
 #include <cstdio>
 #include <system_error>
 
-namespace cygnet::testing {
+namespace cygnet::json {
 
 JsonValue JsonValue::make_bool(bool b) {
   JsonValue v;
@@ -448,4 +448,4 @@ Result<JsonValue> parse_json_file(const std::string& path) {
   return r;
 }
 
-}  // namespace cygnet::testing
+}  // namespace cygnet::json

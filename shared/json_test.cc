@@ -1,4 +1,4 @@
-#include "tests/support/json.h"
+#include "shared/json.h"
 
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-namespace cygnet::testing {
+namespace cygnet::json {
 namespace {
 
 JsonValue parse_ok(std::string_view text) {
@@ -237,4 +237,4 @@ TEST(Json, Files) {
 }
 
 }  // namespace
-}  // namespace cygnet::testing
+}  // namespace cygnet::json

@@ -1,5 +1,5 @@
-// A small, strict JSON (RFC 8259) reader for test data such as the
-// Wycheproof vectors. Malformed input is an error value, never a crash:
+// A small, strict JSON (RFC 8259) reader: test data such as the Wycheproof
+// vectors, and cygnetctl's replies from DPDK telemetry. Malformed input is an error value, never a crash:
 // no trailing commas, no comments, no leading zeros, no control characters
 // or invalid UTF-8 in strings, no lone surrogates, no duplicate object keys,
 // nothing after the top-level value, nesting at most kMaxDepth deep.
@@ -15,7 +15,7 @@
 
 #include "shared/result.h"
 
-namespace cygnet::testing {
+namespace cygnet::json {
 
 class JsonValue {
  public:
@@ -80,4 +80,4 @@ Result<JsonValue> parse_json(std::string_view text);
 // Reads and parses a file.
 Result<JsonValue> parse_json_file(const std::string& path);
 
-}  // namespace cygnet::testing
+}  // namespace cygnet::json
