@@ -5,6 +5,8 @@ CYGNET_BUILD_PKGS=(
   libdpdk-dev dpdk libipsec-mb-dev libssl-dev libconfig++-dev libboost-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-scapy tshark
+  # end-to-end tests: a real kernel ESP peer in user-mode-linux, namespaces
+  user-mode-linux kmod iproute2 tcpdump ethtool iputils-ping
 )
 
 # install_missing PKG...: apt-get update, then install, only if something is missing.
