@@ -304,7 +304,7 @@ Result<sad::SaHandle> Dataplane::install(const SaConfig& c, std::unique_ptr<esp:
   s.peer = c.src.bytes;
   s.soft_sent = s.hard_sent = s.seq_sent = false;
   s.nat_addr = c.src.bytes;
-  s.nat_port = c.encap.dport;
+  s.nat_port = c.encap.sport;  // inbound: the peer's source port
   s.out_hop = NextHop{};
   s.gen.fetch_add(1, std::memory_order_relaxed);
   const CipherInfo& ci = cipher_info(c.cipher);
@@ -432,7 +432,8 @@ std::size_t Dataplane::drain_events(std::vector<shm::EventBody>& out) {
           const auto& in = sas_.at(key_of(x.sa));
           x.reqid = e.reqid;
           x.old_addr = in.cfg.src;
-          x.old_port = in.cfg.encap.dport;
+          x.old_addr.bytes = e.old_addr;
+          x.old_port = e.old_port;
           x.new_addr = in.cfg.src;
           x.new_addr.bytes = e.addr;
           x.new_port = e.port;

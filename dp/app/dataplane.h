@@ -123,10 +123,13 @@ struct alignas(64) SaSlot {
   std::uint8_t block = 4;          // outbound: padding alignment
   bool tunnel = true;
   bool encap = false;
-  std::uint16_t encap_dport = 0;   // peer's port (host order), for NAT change detection
+  std::uint16_t encap_dport = 0;   // outbound: the peer's port (host order)
   std::array<std::uint8_t, 16> peer{};  // inbound: the configured outer source
   // ---- owner-core state ----
   bool soft_sent = false, hard_sent = false, seq_sent = false;
+  // Inbound ESP-in-UDP: where the peer's packets come from (starts as the
+  // configured peer and source port); a verified packet from elsewhere is a
+  // NAT mapping change (RFC 3948 / RFC 7296 2.23), reported once per change.
   std::array<std::uint8_t, 16> nat_addr{};
   std::uint16_t nat_port = 0;
 };
@@ -141,8 +144,10 @@ struct WorkerEvent {
   spd::FlowTuple flow{};       // acquire
   std::uint64_t bytes = 0;     // expiry
   std::uint64_t packets = 0;
-  std::array<std::uint8_t, 16> addr{};  // nat: new source
+  std::array<std::uint8_t, 16> addr{};  // nat: new source address and port
   std::uint16_t port = 0;
+  std::array<std::uint8_t, 16> old_addr{};  // nat: the mapping before
+  std::uint16_t old_port = 0;
 };
 using EventQueue = boost::lockfree::spsc_queue<WorkerEvent, boost::lockfree::capacity<4096>>;
 
@@ -301,6 +306,7 @@ class Worker {
     rte_mbuf* m;
     sad::SaHandle sa;
     std::uint16_t rx_port;
+    std::uint16_t frame_off;  // data_off of the frame as received (the outer headers stay there)
   };
 
   void drop(rte_mbuf* m, std::uint16_t port, PipeDrop why) noexcept;
@@ -320,6 +326,7 @@ class Worker {
   void run_esp(std::uint64_t now_ns) noexcept;
   void after_sa(SaSlot& s, esp::EspSa& sa, sad::SaHandle h) noexcept;
   void post_inbound(rte_mbuf* m, std::uint16_t port, const SaSlot& s, std::uint64_t now_ns) noexcept;
+  void check_nat(const EspItem& it, SaSlot& s, sad::SaHandle h) noexcept;
   void event(const WorkerEvent& e) noexcept;
 
   Dataplane& dp_;

@@ -310,7 +310,7 @@ void Worker::to_sa(rte_mbuf* m, std::uint16_t port, sad::SaHandle h, bool outbou
     if (rte_ring_sp_enqueue(dp_.handoff(index_, s.owner), m) != 0) drop(m, port, PipeDrop::handoff_full);
     return;
   }
-  esp_[n_esp_++] = EspItem{m, h, port};
+  esp_[n_esp_++] = EspItem{m, h, port, m->data_off};
 }
 
 void Worker::drain_handoff(std::uint64_t now_ns) noexcept {
@@ -329,7 +329,7 @@ void Worker::drain_handoff(std::uint64_t now_ns) noexcept {
         drop(m, m->port, PipeDrop::no_sa);  // the SA went away while the packet was in the ring
         continue;
       }
-      esp_[n_esp_++] = EspItem{m, h, m->port};
+      esp_[n_esp_++] = EspItem{m, h, m->port, m->data_off};
       if (n_esp_ >= kBurst) run_esp(now_ns);
     }
     run_esp(now_ns);
@@ -385,8 +385,7 @@ void Worker::run_esp(std::uint64_t now_ns) noexcept {
         set_eth(m, s.out_hop.dst, s.out_hop.src, s.family == 6 ? kTypeIpv6 : kTypeIpv4);
         queue_tx(m, s.out_hop);
       } else {
-        // RFC 3948 / RFC 7296 2.23: a UDP-encapsulated SA whose peer now
-        // sends from another address or port; the control plane decides.
+        if (s.encap) check_nat(it, s, h);
         post_inbound(m, it.rx_port, s, now_ns);
       }
     }
@@ -423,6 +422,30 @@ void Worker::after_sa(SaSlot& s, esp::EspSa& sa, sad::SaHandle h) noexcept {
     e.reqid = s.reqid;
     event(e);
   }
+}
+
+void Worker::check_nat(const EspItem& it, SaSlot& s, sad::SaHandle h) noexcept {
+  // The packet's ICV verified, so its outer source is the peer's as seen
+  // here. The outer headers are still where the frame was received: the
+  // inner packet was decrypted in place behind them.
+  const std::uint8_t* ip = static_cast<const std::uint8_t*>(it.m->buf_addr) + it.frame_off + kEtherHdr;
+  const bool v6 = (ip[0] >> 4) == 6;
+  const unsigned alen = v6 ? 16 : 4;
+  const std::uint8_t* src = v6 ? ip + 8 : ip + 12;
+  const std::uint8_t* udp = v6 ? ip + 40 : ip + (ip[0] & 0x0f) * 4;
+  const std::uint16_t sport = rd16(udp);
+  if (sport == s.nat_port && std::memcmp(src, s.nat_addr.data(), alen) == 0) [[likely]] return;
+  WorkerEvent e;
+  e.old_addr = s.nat_addr;
+  e.old_port = s.nat_port;
+  std::memcpy(s.nat_addr.data(), src, alen);
+  s.nat_port = sport;
+  e.kind = WorkerEvent::Kind::nat;
+  e.sa = h;
+  e.reqid = s.reqid;
+  e.addr = s.nat_addr;
+  e.port = sport;
+  event(e);
 }
 
 void Worker::post_inbound(rte_mbuf* m, std::uint16_t port, const SaSlot& s, std::uint64_t now_ns) noexcept {
