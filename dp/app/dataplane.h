@@ -317,6 +317,8 @@ class Worker {
                       std::uint64_t now_ns) noexcept;
   void inbound_clear(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, std::uint16_t len,
                      std::uint64_t now_ns) noexcept;
+  void local_inbound(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, std::uint16_t len,
+                     std::uint64_t now_ns) noexcept;
   void to_sa(rte_mbuf* m, std::uint16_t port, sad::SaHandle h, bool outbound) noexcept;
   void forward(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, std::uint16_t len, bool decrement) noexcept;
   void arp(rte_mbuf* m, std::uint16_t port) noexcept;

@@ -211,6 +211,14 @@ struct Site {
       p.mac = {0x02, 0, 0, 0, static_cast<std::uint8_t>(0x10 + i), 0x01};
       ports.push_back(p);
     }
+    if (!cfg.exception_port.empty()) {
+      PortInfo p;
+      p.name = "exception";
+      p.exception = true;
+      p.dpdk_id = static_cast<std::uint16_t>(ports.size());
+      p.mac = {0x02, 0, 0, 0, 0xee, 0x01};
+      ports.push_back(p);
+    }
     Dataplane::Options o;
     o.workers = workers;
     o.max_sas = 64;
@@ -573,6 +581,49 @@ TEST(Pipeline, EspInUdpFromANewSourcePortIsANatMappingChange) {
   EXPECT_EQ(nat->new_port, 0x1294);
   EXPECT_EQ(nat->new_addr.to_string(), "192.0.2.2");
   EXPECT_EQ(a.cap.sent[0].size(), 3u);  // every packet still delivered
+}
+
+TEST(Pipeline, TrafficForTheGatewayGoesToTheExceptionPortOnlyIfAllowed) {
+  std::string conf = kSiteA;
+  conf.insert(conf.rfind("};"), "  exception = \"net_tap0,iface=cyg-host\";\n");
+  Site a(conf.c_str());
+  constexpr std::uint16_t kExc = 2;
+  ASSERT_EQ(a.apply({{1, shm::PolicyAdd{pol(PolicyDir::in, PolicyAction::bypass, "192.0.2.2/32", "192.0.2.1/32")}},
+                     {2, shm::PolicyAdd{pol(PolicyDir::in, PolicyAction::protect, "192.0.2.3/32", "192.0.2.1/32", 4)}},
+                     {3, shm::PolicyAdd{pol(PolicyDir::out, PolicyAction::bypass, "192.0.2.1/32", "192.0.2.2/32")}}})
+                .status,
+            shm::Status::ok);
+  // Allowed by an inbound bypass policy: to the host kernel, addressed to its tap.
+  a.rx(1, ether(ipv4_udp("192.0.2.2", "192.0.2.1", 20, false, 64, 40000, 7)));
+  ASSERT_EQ(a.cap.sent[kExc].size(), 1u);
+  EXPECT_EQ(Bytes(a.cap.sent[kExc][0].begin(), a.cap.sent[kExc][0].begin() + 6), (Bytes{0x02, 0, 0, 0, 0xee, 0x01}));
+  // No policy: dropped (default discard), not handed to the kernel.
+  a.rx(1, ether(ipv4_udp("192.0.2.9", "192.0.2.1", 20)));
+  EXPECT_EQ(a.drops(1, PipeDrop::no_policy), 1u);
+  // A protect policy covers it: cleartext refused.
+  a.rx(1, ether(ipv4_udp("192.0.2.3", "192.0.2.1", 20)));
+  EXPECT_EQ(a.drops(1, PipeDrop::cleartext), 1u);
+  // IKE on UDP 500 always reaches the kernel.
+  a.rx(1, ether(ipv4_udp("192.0.2.9", "192.0.2.1", 20, false, 64, 500, 500)));
+  EXPECT_EQ(a.cap.sent[kExc].size(), 2u);
+  // From the kernel: IKE bypasses the SPD, the rest meets it; no TTL change.
+  a.rx(kExc, ether(ipv4_udp("192.0.2.1", "192.0.2.9", 20, false, 64, 500, 500)));
+  a.rx(kExc, ether(ipv4_udp("192.0.2.1", "192.0.2.2", 20, false, 64, 7, 40000)));
+  a.rx(kExc, ether(ipv4_udp("192.0.2.1", "198.51.100.1", 20)));
+  EXPECT_EQ(a.drops(kExc, PipeDrop::no_neighbour), 1u);  // 192.0.2.9 is on-link but has no neighbour entry
+  ASSERT_EQ(a.cap.sent[1].size(), 1u);
+  EXPECT_EQ(a.cap.sent[1][0][14 + 8], 64);
+  EXPECT_EQ(Bytes(a.cap.sent[1][0].begin(), a.cap.sent[1][0].begin() + 6), (Bytes{0x02, 0, 0, 0, 0x02, 0x02}));
+  EXPECT_EQ(a.drops(kExc, PipeDrop::no_policy), 1u);
+  // The kernel's ARP for any next hop gets the dataplane's proxy answer.
+  Bytes arp(28);
+  const std::uint8_t hdr[8] = {0, 1, 8, 0, 6, 4, 0, 1}, spa[4] = {192, 0, 2, 1}, tpa[4] = {192, 0, 2, 2};
+  std::memcpy(arp.data(), hdr, 8);
+  std::memcpy(&arp[14], spa, 4);
+  std::memcpy(&arp[24], tpa, 4);
+  a.rx(kExc, ether(arp, 0x0806));
+  ASSERT_EQ(a.cap.sent[kExc].size(), 3u);
+  EXPECT_EQ(a.cap.sent[kExc][2][14 + 7], 2);
 }
 
 TEST(Pipeline, FullTxQueueIsCounted) {

@@ -5,9 +5,10 @@
 # Boots ONE user-mode-linux guest (Debian package "user-mode-linux",
 # /usr/bin/linux.uml, kernel 6.1) whose NIC is a tap attached to a Linux
 # bridge in a network namespace chosen by the caller, and runs many command
-# scripts inside it during one boot (a boot costs a few seconds, so batch
-# your checks).  Needs root, /dev/net/tun, iproute2, kmod (modprobe) and
-# coreutils `timeout`/`setsid`; util-linux `unshare`.
+# scripts inside it during one boot (a boot costs 2-4 s, a job about 0.1-0.2
+# s, so batch your checks).  Needs root, /dev/net/tun, iproute2, kmod
+# (/sbin/modprobe), coreutils timeout, util-linux setsid/unshare, procps ps,
+# and on most current x86 hosts a C compiler (see FPU below).
 #
 # Usage (bash):
 #
@@ -20,79 +21,99 @@
 #
 # uml_start RUN_DIR NETNS BRIDGE GUEST_IP_CIDR GUEST_MAC [GUEST_IP6_CIDR]
 #   RUN_DIR  host directory shared read-write with the guest (created if
-#            missing; same absolute path inside the guest; must not contain
-#            spaces or commas).  The harness owns RUN_DIR/{q,r,uml,mem} and
-#            the files it writes there (console.log, guest-*.sh, ...).
+#            missing; same absolute path inside the guest; letters, digits
+#            and ._/+@- only).  The harness owns RUN_DIR/{q,r,uml,mem,
+#            hosttmp} and the files it writes there (console.log = guest
+#            console, guest-init.sh, guest-main.sh, guest.env, modules.log,
+#            modules.loaded, ready).
 #   NETNS    existing network namespace; BRIDGE an existing bridge in it.
-#   A tap with a unique name is created in NETNS and enslaved to BRIDGE; the
-#   guest gets GUEST_IP_CIDR (e.g. 192.0.2.2/24), GUEST_MAC and, if given,
-#   GUEST_IP6_CIDR (added with nodad; DAD and router solicitations are off).
-#   Without GUEST_IP6_CIDR, IPv6 is disabled on the guest NIC (quiet wire);
-#   the ipv6 and esp6 modules are loaded either way.
-#   Loaded modules: ipv6 xfrm_user esp4 esp6 (required) and, where present,
-#   gcm ghash-generic ctr seqiv echainiv authenc authencesn hmac sha256
-#   sha512 cbc aes chacha20poly1305 ccm cmac xcbc (+ $UML_EXTRA_MODULES).
-#   Module autoload (request_module) works too.  Returns 0 once the guest
-#   takes commands; on failure prints the console tail to stderr, cleans up
-#   and returns non-zero.
+#   A tap with a unique name (UML_PEER_TAP) is created in NETNS and enslaved
+#   to BRIDGE.  The guest NIC (eth0) gets GUEST_MAC, GUEST_IP_CIDR (e.g.
+#   192.0.2.2/24) and, if given, GUEST_IP6_CIDR (nodad; DAD and router
+#   solicitations are off everywhere in the guest, so IPv6 addresses work at
+#   once).  Without GUEST_IP6_CIDR, IPv6 is disabled on the NIC (a quiet
+#   wire); ipv6 and esp6 are loaded either way.  No default route is set.
+#   Modules loaded: ipv6 xfrm_user esp4 esp6 (required) and, where the UML
+#   build has them as modules, gcm ghash-generic ctr seqiv echainiv authenc
+#   authencesn hmac sha512 cbc chacha20poly1305 chacha_generic
+#   poly1305_generic ccm cmac xcbc, plus $UML_EXTRA_MODULES (aes and sha256
+#   are built in; tunnel/transport mode and UDP encapsulation are part of
+#   xfrm/esp4/esp6).  Kernel module autoload works as well.  Returns 0 once
+#   the guest takes jobs; on failure prints why (and the console tail) on
+#   stderr, cleans up and returns non-zero.
 #
 # uml_run SCRIPT_FILE [TIMEOUT]
-#   Copies SCRIPT_FILE into the guest's command queue; the guest runs it as
-#   root with /bin/sh (or with its #! interpreter if it has one), cwd
-#   RUN_DIR, stdin /dev/null, PATH including /usr/sbin, under
+#   Queues a copy of SCRIPT_FILE; the guest runs it as root with /bin/sh
+#   (or its #! interpreter), cwd RUN_DIR, stdin /dev/null, PATH
+#   /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin, under
 #   `timeout TIMEOUT` (default $UML_RUN_TIMEOUT = 60 s).  Waits for it, then
-#   prints its stdout+stderr (interleaved) on stdout and returns its exit
-#   code (124 = timed out; 125 = harness error, e.g. guest not running).
-#   Safe in $(...) and from concurrent subshells: jobs run one at a time in
-#   submission order.  A job may leave a daemon behind for later jobs
-#   (e.g. `setsid python3 srv.py >/tmp/srv.log 2>&1 &`).
-#   Environment inside a job: UML_RUN_DIR, UML_GUEST_IF (NIC name),
-#   UML_GUEST_IP, UML_GUEST_IP6, UML_GUEST_MAC.
+#   prints its stdout and stderr (interleaved) on stdout and returns its exit
+#   code (124 = timed out; 125 = harness error, e.g. no guest running or the
+#   guest died).  Works in $(...) and from concurrent subshells; jobs run
+#   one at a time in submission order.  A job may leave a daemon running for
+#   later jobs (`setsid python3 srv.py > /tmp/srv.log 2>&1 < /dev/null &`).
+#   Environment of a job: UML_RUN_DIR, UML_GUEST_IF (eth0), UML_GUEST_IP,
+#   UML_GUEST_IP6, UML_GUEST_MAC.  Job files, output and exit codes stay
+#   in RUN_DIR/r/ID.{sh,out,rc}.
 #
-# uml_sh 'COMMANDS' [TIMEOUT]   -- uml_run for a string instead of a file.
+# uml_sh 'COMMANDS' [TIMEOUT]   uml_run for a string instead of a file.
 #
 # uml_stop
-#   Asks the guest to power off (sysrq o), waits up to $UML_STOP_TIMEOUT
-#   (10 s), then signals only the guest's own session/process group, removes
-#   the tap.  Idempotent; safe in an EXIT trap and under set -e/-u.
+#   Asks the guest to power off (sysrq o; even while a job hangs), waits up
+#   to $UML_STOP_TIMEOUT (10 s), then signals the guest's process group and
+#   kills whatever is left in the guest's own two sessions (our `timeout`
+#   wrapper's, and the one linux.uml makes for itself), never anything
+#   else; removes the tap.  Idempotent; safe in an EXIT trap and under
+#   set -euo pipefail.
 #
-# uml_console_tail [N]   -- last N (40) lines of the guest console.
+# uml_console_tail [N]   last N (40) lines of the guest console, on stderr.
 #
 # State after uml_start: UML_PEER_RUN (absolute RUN_DIR), UML_PEER_NETNS,
-# UML_PEER_TAP, UML_PEER_SID (pid = session id = process group of the guest
-# wrapper), UML_PEER_IF (guest NIC, "vec0"), UML_PEER_BOOT_MS,
-# UML_PEER_FPU (native|shim).
-# One guest per shell: call uml_start in the shell that will call uml_stop
-# (not in a pipeline or $(...)).  For two guests use two bash processes.
+# UML_PEER_TAP, UML_PEER_IF (guest NIC), UML_PEER_SID (pid, session and
+# process group of the `timeout` wrapper), UML_PEER_UML_SID (linux.uml's
+# main pid and session), UML_PEER_BOOT_MS (launch to ready), UML_PEER_FPU.
+# One guest per shell: call uml_start in the shell that calls uml_stop (not
+# in a pipeline or $(...)); for two guests use two bash processes.  The
+# guest is not a job of the calling shell (a bare `wait` does not wait for
+# it).
 #
 # Tunables (environment, read by uml_start): UML_BIN (/usr/bin/linux.uml),
 # UML_MEM (256M), UML_BOOT_TIMEOUT (60 s), UML_LIFETIME (3600 s: hard cap on
 # the guest's life), UML_RUN_TIMEOUT (60 s), UML_STOP_TIMEOUT (10 s),
-# UML_EXTRA_MODULES, UML_HOST_RW=1 (skip the host-side read-only mount
-# namespace, see below), UML_FPU=auto|native|shim and UML_XSTATE_SHIM
-# (a prebuilt uml_xstate_shim.so), CC (compiler for the shim).
+# UML_EXTRA_MODULES, UML_NIC (tuntap | vector, see below), UML_HOST_RW=1
+# (no read-only host view, see below), UML_FPU (auto | native | shim),
+# UML_XSTATE_SHIM (a prebuilt shim .so), CC (compiler for the shim).
+#
+# NIC: UML_NIC=tuntap (default) uses UML's plain tap driver: no offloads, so
+# the guest puts real MTU-sized frames with complete checksums on the
+# bridge, as a NIC would.  UML_NIC=vector uses the vector driver (vec0,
+# with gro=1) which passes TSO/GSO super-frames and partial checksums
+# through the tap; faster, but tcpdump/AF_PACKET on the bridge see frames
+# no wire would carry.
 #
 # FPU: Debian's linux.uml 6.1 cannot run as is on hosts whose XSAVE area is
 # bigger than x87+SSE+AVX (AVX-512, PKRU, AMX): the first guest process dies
-# ("ptrace set fp regs failed, errno = 14"), and even with XSTATE switched
-# off, guest programs see their vector registers zeroed after page faults.
-# On such hosts (UML_FPU=auto looks at /proc/cpuinfo) linux.uml runs with
-# uml_xstate_shim.c (built with $CC into RUN_DIR/uml at each start) preloaded;
-# it gives every guest thread its full register state.  UML_PEER_FPU tells
-# the mode used.
+# ("ptrace set fp regs failed, errno = 14"), and with XSTATE switched off
+# guest programs find their vector registers zeroed after page faults.  On
+# such hosts (UML_FPU=auto looks at /proc/cpuinfo) linux.uml runs with
+# uml_xstate_shim.c preloaded (built with $CC into RUN_DIR/uml at each
+# start, about 0.1 s), which gives every guest thread its full register
+# state back; see that file.
 #
 # How it works: the guest's root is the host's "/" over hostfs, mounted
 # read-only, with a tmpfs overlay on top; the UML modules are bind-mounted at
 # /usr/lib/modules/<version> and the init pivot_roots into the overlay (so
 # the kernel's own modprobe calls see the same tree).  RUN_DIR is mounted
 # read-write over hostfs.  The command queue lives in RUN_DIR: the host
-# renames a job into RUN_DIR/q/, the guest polls q/ (readdir, every 50 ms;
-# readdir is used because hostfs caches negative lookups), moves the job to
-# RUN_DIR/r/ID.sh and writes r/ID.out and r/ID.rc.  The linux.uml process
-# runs (inside `ip netns exec NETNS`) in its own session under `timeout`;
-# unless UML_HOST_RW=1 it also runs in a private mount namespace where every
-# host mount is read-only except RUN_DIR, so the guest cannot write the host
-# outside RUN_DIR even if it remounts hostfs.
+# writes the job to RUN_DIR/r/ID.sh and then renames a marker ID_TIMEOUT.job
+# into RUN_DIR/q/; the guest polls q/ (readdir, every 50 ms; readdir because
+# hostfs caches failed lookups), runs the job, writes r/ID.out and then
+# r/ID.rc, which the host polls for (every 20 ms).  linux.uml runs inside
+# `ip netns exec NETNS`, in a new session under `timeout UML_LIFETIME`;
+# unless UML_HOST_RW=1 also in a private mount namespace where every host
+# mount is read-only except RUN_DIR (and a private tmpfs for guest RAM), so
+# the guest cannot write the host outside RUN_DIR even through a hostfs
+# mount of its own.
 
 # UML_PEER_* are this library's public state, read by callers:
 # shellcheck disable=SC2034
@@ -152,12 +173,13 @@ _uml_note_uml_sid() {
   done < <(ps -o pid=,comm=,sid= --ppid "$UML_PEER_SID" 2>/dev/null)
 }
 
-# PIDs in the guest's two sessions (all processes there were started by us;
-# a session id is not reused while any member lives).
+# Live PIDs in the guest's two sessions (all processes there were started
+# by us; a session id is not reused while any member lives).
 _uml_session_pids() {
   [ -n "${UML_PEER_SID:-}" ] || return 0
-  ps -e -o pid=,sid= 2>/dev/null |
-    awk -v a="$UML_PEER_SID" -v b="${UML_PEER_UML_SID:-none}" '$2 == a || $2 == b { print $1 }'
+  ps -e -o pid=,sid=,stat= 2>/dev/null |
+    awk -v a="$UML_PEER_SID" -v b="${UML_PEER_UML_SID:-none}" \
+      '($2 == a || $2 == b) && $3 !~ /^Z/ { print $1 }'
 }
 
 uml_console_tail() {
@@ -275,11 +297,10 @@ printf 'if=%s uptime=%s\n' "$IF" "$(cut -d' ' -f1 /proc/uptime)" > "$RUN/ready.t
 mv -f "$RUN/ready.tmp" "$RUN/ready"
 say "ready (if=$IF)"
 
-run_job() {  # $1 = q/ID_TIMEOUT.job
-  local b=${1##*/} id to job first rc
-  b=${b%.job}; to=${b##*_}; id=${b%_*}
+run_job() {  # $1 = ID_TIMEOUT.job (a marker; the job itself is r/ID.sh)
+  local b=${1%.job} id to job first rc
+  to=${b##*_}; id=${b%_*}
   job=$RUN/r/$id.sh
-  mv -f "$1" "$job" || { echo 125 > "$RUN/r/$id.rc"; return; }
   first=; IFS= read -r first < "$job"
   if [ "${first:0:2}" = '#!' ]; then
     timeout -k 3 "$to" "$job" < /dev/null > "$RUN/r/$id.out" 2>&1
@@ -302,10 +323,15 @@ run_job() {  # $1 = q/ID_TIMEOUT.job
   done
 ) &
 
-# job loop: run queued jobs one at a time, in name (= submission) order
+# job loop: run queued jobs one at a time, in name (= submission) order;
+# the host removes a job's marker once it has read the result
+declare -A seen
 while :; do
   ran=0
   for f in "$RUN"/q/*_*.job; do
+    f=${f##*/}
+    [ -z "${seen[$f]:-}" ] || continue
+    seen[$f]=1
     run_job "$f"; ran=1
   done
   [ $ran = 1 ] || read -r -t 0.05 -u 9 _
@@ -463,10 +489,11 @@ uml_run() {
   if [ -z "${UML_PEER_RUN:-}" ] || ! _uml_alive; then _uml_err "uml_run: no guest running"; return 125; fi
   local run=$UML_PEER_RUN id first=''
   id=$(date +%s%N)-${BASHPID}-$RANDOM
-  cp "$script" "$run/hosttmp/$id.tmp" || return 125
+  local job=$run/q/${id}_${to}.job
+  cp "$script" "$run/r/$id.sh" || return 125
   IFS= read -r first < "$script" || true
-  if [ "${first:0:2}" = '#!' ]; then chmod 755 "$run/hosttmp/$id.tmp"; fi
-  mv "$run/hosttmp/$id.tmp" "$run/q/${id}_${to}.job" || return 125
+  if [ "${first:0:2}" = '#!' ]; then chmod 755 "$run/r/$id.sh"; fi
+  { : > "$run/hosttmp/$id.job" && mv "$run/hosttmp/$id.job" "$job"; } || return 125
   local rcf=$run/r/$id.rc rc='' deadline=$(( $(_uml_now_ms) + (to + 15) * 1000 ))
   while :; do
     # a complete rc file ends with a newline (read fails before that)
@@ -481,6 +508,7 @@ uml_run() {
     fi
     sleep 0.02
   done
+  rm -f "$job"
   cat "$run/r/$id.out" 2>/dev/null
   if [ "$rc" = 124 ]; then _uml_err "uml_run: $script timed out after ${to}s"; fi
   return "$rc"
