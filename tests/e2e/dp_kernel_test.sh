@@ -47,7 +47,9 @@ policies = (
   { dir = "in";  priority = 100; action = "protect"; reqid = 1; src = "2001:db8:2::/48"; dst = "2001:db8:1::/64"; },
   { dir = "out"; priority = 50;  action = "discard"; src = "10.1.0.0/24"; dst = "10.2.99.0/24"; },
   { dir = "out"; priority = 100; action = "bypass";  src = "10.1.0.0/24"; dst = "192.0.2.0/24"; },
-  { dir = "in";  priority = 100; action = "bypass";  src = "192.0.2.0/24"; dst = "10.1.0.0/24"; }
+  { dir = "in";  priority = 100; action = "bypass";  src = "192.0.2.0/24"; dst = "10.1.0.0/24"; },
+  { dir = "in";  priority = 100; action = "bypass";  src = "192.0.2.2/32"; dst = "192.0.2.1/32"; proto = "icmp"; },
+  { dir = "out"; priority = 100; action = "bypass";  src = "192.0.2.1/32"; dst = "192.0.2.2/32"; proto = "icmp"; }
 );
 EOF
 check "policies loaded with cygnetctl" ts_ctl load "$RUN/policies.conf"
@@ -143,6 +145,40 @@ print(ok); sys.exit(0 if ok >= 190 else 1)'
       # Bypass: the peer gateway's own address is reached in clear.
       got=$(ts_lan ping -c 3 -i 0.2 -W 2 192.0.2.2 | sed -n 's/.* \([0-9]*\) received.*/\1/p')
       check "bypass policy: ping 192.0.2.2 in clear ($got/3)" [ "${got:-0}" -ge 2 ]
+      # The exception port: the gateway's own kernel answers pings that an
+      # inbound bypass policy lets in, and IKE (UDP 500) always.
+      got=$(ts_guest "ping -c 3 -i 0.3 -W 2 192.0.2.1" | sed -n 's/.* \([0-9]*\) received.*/\1/p')
+      check "exception port: the kernel peer pings the gateway's host kernel ($got/3)" [ "${got:-0}" -ge 2 ]
+      ts_host $PY -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("192.0.2.1", 500)); s.settimeout(30)
+d, a = s.recvfrom(2048); s.sendto(d[::-1], a)' &
+      ike_pid=$!
+      sleep 0.5
+      check "exception port: IKE on UDP 500 reaches the host kernel and its answer comes back" ts_guest "python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((\"192.0.2.2\", 500)); s.settimeout(5)
+s.sendto(b\"ike-sa-init?\", (\"192.0.2.1\", 500))
+d, a = s.recvfrom(2048); sys.exit(0 if d == b\"?tini-as-eki\" else 1)'"
+      wait $ike_pid 2>/dev/null
+      # UDP to the gateway matches no inbound bypass policy: never reaches
+      # the host kernel (which listens), counted as no_policy.
+      ts_host $PY -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("192.0.2.1", 9999)); s.settimeout(4)
+try:
+    s.recvfrom(2048); open(sys.argv[1], "w").write("reached")
+except socket.timeout:
+    pass' "$RUN/udp9999" &
+      udp_pid=$!
+      sleep 0.5
+      ts_guest "python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(3): s.sendto(b\"x\", (\"192.0.2.1\", 9999))'" >/dev/null
+      wait $udp_pid 2>/dev/null
+      check "exception port: cleartext UDP to the gateway without a bypass policy never reaches its kernel" \
+        [ ! -e "$RUN/udp9999" ]
       # Discard: nothing to 10.2.99.0/24 leaves, and the drop is counted.
       ts_lan ping -c 3 -i 0.2 -W 1 10.2.99.1 >/dev/null 2>&1
       check "discard policy: the 3 pings are dropped and counted on the lan port" bash -c \

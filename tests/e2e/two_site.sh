@@ -9,6 +9,8 @@
 #   site B: a real Linux kernel (user-mode-linux, tests/e2e/uml_peer.sh) at
 #           192.0.2.2 (02:00:00:00:02:02) on bridge br0 in $TS_NS_WAN, with
 #           the protected addresses 10.2.0.1 and 2001:db8:2::1 on its lo.
+#   The exception port (a tap) of the test config leads to $TS_NS_HOST, the
+#   gateway's own kernel, holding 192.0.2.1 and 10.1.0.1.
 #   The wire between the gateways is br0: captures are taken there.
 #
 #   source tests/e2e/two_site.sh
@@ -30,6 +32,7 @@ TS_ID=${TS_ID:-$$}
 TS_NS_DP=cyg-dp-$TS_ID
 TS_NS_LAN=cyg-lan-$TS_ID
 TS_NS_WAN=cyg-wan-$TS_ID
+TS_NS_HOST=cyg-host-$TS_ID
 TS_DP_PID=""
 TS_CAP_PID=""
 TS_RUN=""
@@ -38,8 +41,9 @@ TS_CTL=${TS_CTL_BIN:-}
 
 ts_log() { echo "[two-site +$SECONDS s] $*"; }
 
-# The config the tests use: the demo's ports plus IPv6 and an shm instance
-# of its own. Printed on stdout.
+# The config the tests use: the demo's ports plus IPv6, an exception port
+# (a tap into $TS_NS_DP's kernel, which holds the gateway's addresses) and an
+# shm instance of its own. Printed on stdout.
 ts_config() {
   local inst=$1
   cat <<EOF
@@ -59,6 +63,8 @@ dataplane = {
   cores = { main = 0; workers = [ 1 ]; };
   memory = { mbufs = 8191; mbuf_cache = 128; flow_cache_entries = 4096; max_sas = 4096; max_policies = 4096; };
   shm = "$inst";
+  # Traffic for the gateway itself reaches this namespace's kernel here.
+  exception = "net_tap0,iface=cyg-host";
 };
 EOF
 }
@@ -67,9 +73,10 @@ ts_up() {
   local run=$1 dp=$2 conf=${3:-}
   TS_RUN=$run
   mkdir -p "$run"
-  ip netns add "$TS_NS_DP" && ip netns add "$TS_NS_LAN" && ip netns add "$TS_NS_WAN" || return 1
+  ip netns add "$TS_NS_DP" && ip netns add "$TS_NS_LAN" && ip netns add "$TS_NS_WAN" &&
+    ip netns add "$TS_NS_HOST" || return 1
   local ns
-  for ns in "$TS_NS_DP" "$TS_NS_LAN" "$TS_NS_WAN"; do
+  for ns in "$TS_NS_DP" "$TS_NS_LAN" "$TS_NS_WAN" "$TS_NS_HOST"; do
     ip -n "$ns" link set lo up
     ip netns exec "$ns" sysctl -qw net.ipv6.conf.default.accept_dad=0 net.ipv6.conf.all.accept_dad=0 \
       net.ipv6.conf.default.router_solicitations=0 net.ipv6.conf.all.router_solicitations=0 >/dev/null
@@ -125,6 +132,17 @@ ts_up() {
   done
   grep -q 'ready:' "$run/dp.log" || { ts_log "cygnet-dp did not become ready"; cat "$run/dp.log"; return 1; }
   ts_log "cygnet-dp ready (pid $TS_DP_PID, shm instance $TS_INSTANCE)"
+  # The exception tap goes to a namespace of its own, the gateway's "host"
+  # kernel: net_af_packet only reads a copy of what the veths receive, and
+  # a kernel holding the gateway's addresses next to them would take the
+  # originals too and answer past the dataplane. (The tap keeps working:
+  # cygnet-dp holds its file descriptor.)
+  if ip -n "$TS_NS_DP" link show cyg-host >/dev/null 2>&1; then
+    ip -n "$TS_NS_DP" link set cyg-host netns "$TS_NS_HOST" || return 1
+    ip -n "$TS_NS_HOST" link set cyg-host up
+    ip -n "$TS_NS_HOST" addr add 192.0.2.1/24 dev cyg-host
+    ip -n "$TS_NS_HOST" addr add 10.1.0.1/24 dev cyg-host
+  fi
 
   uml_start "$run/uml" "$TS_NS_WAN" br0 192.0.2.2/24 02:00:00:00:02:02 2001:db8:ff::2/64 || return 1
   ts_guest "ip addr add 10.2.0.1/32 dev lo && ip -6 addr add 2001:db8:2::1/128 dev lo &&
@@ -183,6 +201,7 @@ EOF
   return 1
 }
 ts_lan() { ip netns exec "$TS_NS_LAN" "$@"; }
+ts_host() { ip netns exec "$TS_NS_HOST" "$@"; }  # the gateway's own kernel (behind the exception port)
 ts_ctl() { "$TS_CTL" --instance "$TS_INSTANCE" "$@"; }
 
 # Stops cygnet-dp with SIGTERM; returns its exit status (and 1 if the shm
@@ -215,7 +234,7 @@ ts_down() {
     TS_CAP_PID=""
   fi
   local ns
-  for ns in "$TS_NS_DP" "$TS_NS_LAN" "$TS_NS_WAN"; do
+  for ns in "$TS_NS_DP" "$TS_NS_LAN" "$TS_NS_WAN" "$TS_NS_HOST"; do
     ip netns list 2>/dev/null | grep -qw "$ns" && ip netns del "$ns"
   done
   return 0
