@@ -2,6 +2,7 @@
 //
 //   cygnet-dp [-c FILE] [--check] [--stats SECONDS] [-- EAL-ARGS...]
 //
+// (--lcores among the EAL-ARGS replaces the -l derived from the config.)
 // Without -c it runs the embedded default config (the two-site demo). The
 // EAL arguments are derived from the config (cores, devices, a file prefix
 // per shm instance); anything after "--" is appended (e.g. --no-huge -m 512).
@@ -95,8 +96,13 @@ std::vector<std::string> eal_args(const cfg::DpConfig& c, const Args& a) {
   std::vector<std::string> v{"cygnet-dp"};
   std::string lcores = std::to_string(c.main_core);
   for (unsigned w : c.worker_cores) lcores += "," + std::to_string(w);
-  v.insert(v.end(), {"-l", lcores, "--main-lcore", std::to_string(c.main_core), "--file-prefix",
-                     "cygnet-" + c.shm_name, "--log-level", "lib.eal:notice"});
+  // An explicit --lcores after "--" maps the config's lcore ids onto CPUs
+  // (e.g. two workers sharing a CPU on a small machine): then no -l.
+  bool mapped = false;
+  for (const auto& x : a.eal_extra) mapped |= x == "--lcores" || x.rfind("--lcores=", 0) == 0;
+  if (!mapped) v.insert(v.end(), {"-l", lcores});
+  v.insert(v.end(), {"--main-lcore", std::to_string(c.main_core), "--file-prefix", "cygnet-" + c.shm_name,
+                     "--log-level", "lib.eal:notice"});
   bool pci = false;
   for (const auto& p : c.ports) {
     if (is_pci(p.device)) {

@@ -44,14 +44,17 @@ ts_log() { echo "[two-site +$SECONDS s] $*"; }
 # The config the tests use: the demo's ports plus IPv6, an exception port
 # (a tap into $TS_NS_DP's kernel, which holds the gateway's addresses) and an
 # shm instance of its own. Printed on stdout.
+# TS_WORKERS=2 gives two workers (queue pairs on every port; the lcores
+# are mapped onto the machine's CPUs with --lcores).
 ts_config() {
-  local inst=$1
+  local inst=$1 w=${TS_WORKERS:-1} q="" workers="1"
+  if [ "$w" = 2 ]; then q=",qpairs=2"; workers="1, 2"; fi
   cat <<EOF
 dataplane = {
   ports = (
-    { name = "lan"; side = "protected"; device = "net_af_packet0,iface=cyg-lan";
+    { name = "lan"; side = "protected"; device = "net_af_packet0,iface=cyg-lan$q";
       addresses = [ "10.1.0.1/24", "2001:db8:1::1/64" ]; },
-    { name = "wan"; side = "unprotected"; device = "net_af_packet1,iface=cyg-wan";
+    { name = "wan"; side = "unprotected"; device = "net_af_packet1,iface=cyg-wan$q";
       addresses = [ "192.0.2.1/24" ]; }
   );
   routes = ( { dst = "10.2.0.0/16"; via = "192.0.2.2"; port = "wan"; } );
@@ -60,8 +63,8 @@ dataplane = {
     { ip = "10.1.0.2"; mac = "02:00:00:00:01:02"; port = "lan"; },
     { ip = "2001:db8:1::2"; mac = "02:00:00:00:01:02"; port = "lan"; }
   );
-  cores = { main = 0; workers = [ 1 ]; };
-  memory = { mbufs = 8191; mbuf_cache = 128; flow_cache_entries = 4096; max_sas = 4096; max_policies = 4096; };
+  cores = { main = 0; workers = [ $workers ]; };
+  memory = { mbufs = 32767; mbuf_cache = 128; flow_cache_entries = 4096; max_sas = 4096; max_policies = 4096; };
   shm = "$inst";
   # Traffic for the gateway itself reaches this namespace's kernel here.
   exception = "net_tap0,iface=cyg-host";
@@ -121,6 +124,12 @@ ts_up() {
     TS_INSTANCE=$(sed -n 's/^ *shm *= *"\([^"]*\)".*/\1/p' "$conf" | head -1)
     TS_INSTANCE=${TS_INSTANCE:-default}
     args=(-c "$conf")
+  fi
+  if [ "${TS_WORKERS:-1}" = 2 ]; then
+    # Three lcores on the CPUs there are: main on 0, workers on the last one
+    # (or 0 on a one-CPU machine).
+    local last=$(($(nproc) - 1))
+    args+=(-- --lcores "0@0,1@$last,2@$last")
   fi
   ip netns exec "$TS_NS_DP" "$dp" "${args[@]}" >"$run/dp.log" 2>&1 &
   TS_DP_PID=$!
