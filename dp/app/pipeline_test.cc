@@ -12,6 +12,7 @@
 #include <rte_eal.h>
 #include <rte_mbuf.h>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -24,6 +25,8 @@
 #include "cp/dp_config.h"
 #include "dp/app/dataplane.h"
 #include "dp/crypto/imb_mgr.h"
+#include "shared/shm/client.h"
+#include "shared/shm/test_util.h"
 
 namespace cygnet::dp::app {
 namespace {
@@ -624,6 +627,74 @@ TEST(Pipeline, TrafficForTheGatewayGoesToTheExceptionPortOnlyIfAllowed) {
   a.rx(kExc, ether(arp, 0x0806));
   ASSERT_EQ(a.cap.sent[kExc].size(), 3u);
   EXPECT_EQ(a.cap.sent[kExc][2][14 + 7], 2);
+}
+
+// The shm server in front of the real dataplane: a client that dies inside
+// a batch changes nothing; a batch with one bad change changes nothing and
+// says which; garbage is acked with a status.
+TEST(Pipeline, ShmBatchesReachTheDataplaneWholeOrNotAtAll) {
+  Site a(kSiteA);
+  const std::string inst = shm::testing::unique_instance();
+  auto srv = shm::ShmServer::create(inst);
+  ASSERT_TRUE(srv.ok()) << srv.error().message;
+  shm::ShmServer& server = **srv;
+
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto c = shm::ShmClient::attach(inst, {"doomed", false, 16});
+    if (!c.ok()) ::_exit(2);
+    int rc = 0;
+    if (!(*c)->batch_begin().ok()) rc = 3;
+    if (rc == 0 && !(*c)->sa_add(sa(0x1001, Direction::out, "192.0.2.1", "192.0.2.2", 1)).ok()) rc = 4;
+    if (rc == 0 && !(*c)->policy_add(pol(PolicyDir::out, PolicyAction::protect, "10.1.0.0/24", "10.2.0.0/16", 1)).ok())
+      rc = 5;
+    ::_exit(rc);  // no commit, no detach: as if killed
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  server.poll(*a.dp);
+  server.check_clients(*a.dp);
+  EXPECT_EQ(a.dp->sa_count(), 0u);
+  EXPECT_TRUE(a.dp->list_policies().empty());
+  EXPECT_EQ(server.stats().batches_discarded, 1u);
+
+  auto c = shm::ShmClient::attach_in_process(server, {"test", false, 64});
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  auto exchange = [&](const shm::CommandBody& body) {
+    auto id = (*c)->send(body);
+    EXPECT_TRUE(id.ok());
+    server.poll(*a.dp);
+    auto ack = (*c)->wait_ack(*id, std::chrono::milliseconds(2000));
+    EXPECT_TRUE(ack.ok());
+    return ack.ok() ? *ack : shm::Ack{};
+  };
+  EXPECT_EQ(exchange(shm::BatchBegin{3}).status, shm::Status::ok);
+  EXPECT_EQ(exchange(shm::SaAdd{sa(0x1001, Direction::out, "192.0.2.1", "192.0.2.2", 1)}).status,
+            shm::Status::accepted);
+  EXPECT_EQ(exchange(shm::PolicyAdd{pol(PolicyDir::out, PolicyAction::protect, "10.1.0.0/24", "10.2.0.0/16", 1)})
+                .status,
+            shm::Status::accepted);
+  EXPECT_EQ(exchange(shm::SaDelete{shm::SaKey{0x9999, Direction::out, *IpAddress::parse("192.0.2.2")}}).status,
+            shm::Status::accepted);
+  const shm::Ack commit = exchange(shm::BatchCommit{});
+  EXPECT_EQ(commit.status, shm::Status::not_found);
+  EXPECT_NE(commit.text.find("change"), std::string::npos) << commit.text;
+  EXPECT_EQ(a.dp->sa_count(), 0u);
+  EXPECT_TRUE(a.dp->list_policies().empty());
+
+  const std::uint8_t garbage[40] = {0xde, 0xad, 0xbe, 0xef};
+  auto gid = (*c)->send_raw(garbage);
+  ASSERT_TRUE(gid.ok());
+  server.poll(*a.dp);
+  auto gack = (*c)->wait_ack(*gid, std::chrono::milliseconds(2000));
+  ASSERT_TRUE(gack.ok());
+  EXPECT_NE(gack->status, shm::Status::ok);
+
+  EXPECT_EQ(exchange(shm::SaAdd{sa(0x1001, Direction::out, "192.0.2.1", "192.0.2.2", 1)}).status, shm::Status::ok);
+  EXPECT_EQ(a.dp->sa_count(), 1u);
 }
 
 TEST(Pipeline, FullTxQueueIsCounted) {
