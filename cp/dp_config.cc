@@ -268,11 +268,11 @@ Result<Device> parse_device(std::string_view text) {
     auto eq = kv.find('=');
     std::string_view k = kv.substr(0, eq);
     bool key_ok = !k.empty() && std::all_of(k.begin(), k.end(), [](char c) {
-      return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';  // net_null's no-rx
     });
     if (eq == std::string_view::npos || !key_ok || eq + 1 == kv.size()) {
       return make_error("device argument '" + std::string(kv) + "' in '" + t +
-                        "' is malformed (expected ,key=value with key of letters, digits and _)");
+                        "' is malformed (expected ,key=value with key of letters, digits, _ and -)");
     }
     d.args.emplace_back(std::string(k), std::string(kv.substr(eq + 1)));
   }

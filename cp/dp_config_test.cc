@@ -263,7 +263,7 @@ TEST(DpConfig, DeviceErrors) {
       {with("net_tap0,iface="), 3, {"malformed"}},
       {with("net_tap0,"), 3, {"malformed"}},
       {with("net_tap0,,iface=a"), 3, {"malformed"}},
-      {with("net_tap0,if-ace=a"), 3, {"malformed"}},
+      {with("net_tap0,if.ace=a"), 3, {"malformed"}},  // keys: letters, digits, _ and - (net_null's no-rx)
       {with("net_tap0, iface=a"), 3, {"space or control character"}},
       {with(""), 3, {"empty device"}},
       {with("0000:03:20.0"), 3, {"'0000:03:20.0' is not a device"}},
@@ -657,7 +657,7 @@ TEST(DpConfig, Examples) {
   auto pcap = load_dp_file(dir + "/dp-pcap-bench.conf");
   ASSERT_TRUE(pcap.ok()) << pcap.error().message;
   EXPECT_EQ(pcap->ports[0].device.rfind("net_pcap0,", 0), 0u);
-  EXPECT_EQ(pcap->ports[1].device, "net_null0");
+  EXPECT_EQ(pcap->ports[1].device, "net_null0,no-rx=1");  // a sink: without no-rx it "receives" junk
   EXPECT_EQ(pcap->flow_cache_entries, 1u << 20);
 
   auto pci = load_dp_file(dir + "/dp-pci.conf");
