@@ -93,6 +93,22 @@ Bytes ipv4_udp(const char* src, const char* dst, std::size_t payload, bool df = 
   return b;
 }
 
+Bytes ipv6_udp(const char* src, const char* dst, std::size_t payload) {
+  Bytes b(40 + 8 + payload);
+  b[0] = 0x60;
+  b[4] = static_cast<std::uint8_t>((8 + payload) >> 8);
+  b[5] = static_cast<std::uint8_t>(8 + payload);
+  b[6] = 17;
+  b[7] = 64;
+  std::memcpy(&b[8], IpAddress::parse(src)->bytes.data(), 16);
+  std::memcpy(&b[24], IpAddress::parse(dst)->bytes.data(), 16);
+  b[40] = 0x04;
+  b[42] = 0x13;
+  b[44] = static_cast<std::uint8_t>((8 + payload) >> 8);
+  b[45] = static_cast<std::uint8_t>(8 + payload);
+  return b;
+}
+
 Bytes ether(const Bytes& l3, std::uint16_t type = 0x0800) {
   Bytes f(14 + l3.size());
   const std::uint8_t dst[6] = {0x02, 0, 0, 0, 0xaa, 0x01}, src[6] = {0x02, 0, 0, 0, 0xbb, 0x02};
@@ -143,7 +159,7 @@ std::uint16_t capture_tx(void* ctx, std::uint16_t port, std::uint16_t, rte_mbuf*
 const char* kSiteA = R"(
 dataplane = {
   ports = (
-    { name = "lan"; side = "protected"; device = "net_null0"; addresses = [ "10.1.0.1/24" ]; },
+    { name = "lan"; side = "protected"; device = "net_null0"; addresses = [ "10.1.0.1/24", "2001:db8:1::1/64" ]; },
     { name = "wan"; side = "unprotected"; device = "net_null1"; addresses = [ "192.0.2.1/24" ]; mtu = 1400; }
   );
   routes = ( { dst = "10.2.0.0/16"; via = "192.0.2.2"; port = "wan"; },
@@ -454,6 +470,37 @@ TEST(Pipeline, PathMtuFragmentsBeforeEncryptionOrSendsIcmp) {
   EXPECT_EQ(Bytes(icmp.begin() + 14 + 16, icmp.begin() + 14 + 20), (Bytes{10, 1, 0, 2}));
   EXPECT_EQ(csum(&icmp[14], 20), 0);
   EXPECT_EQ(csum(&icmp[14 + 20], icmp.size() - 14 - 20), 0);
+}
+
+TEST(Pipeline, Ipv6TooBigForTheTunnelGetsIcmpv6PacketTooBig) {
+  Site a(kSiteA);
+  ASSERT_EQ(a.apply({{1, shm::SaAdd{sa(0x1001, Direction::out, "192.0.2.1", "192.0.2.2", 1)}},
+                     {2, shm::PolicyAdd{pol(PolicyDir::out, PolicyAction::protect, "2001:db8:1::/64",
+                                            "2001:db8:2::/48", 1)}}})
+                .status,
+            shm::Status::ok);
+  a.rx(0, ether(ipv6_udp("2001:db8:1::2", "2001:db8:2::5", 100), 0x86dd));
+  ASSERT_EQ(a.cap.sent[1].size(), 1u);  // a small one goes through (IPv6 in IPv4)
+  EXPECT_EQ(a.cap.sent[1][0][14 + 9], 50);
+  a.rx(0, ether(ipv6_udp("2001:db8:1::2", "2001:db8:2::5", 1400 - 48), 0x86dd));
+  EXPECT_EQ(a.drops(0, PipeDrop::mtu), 1u);
+  ASSERT_EQ(a.cap.sent[0].size(), 1u);
+  const Bytes& r = a.cap.sent[0][0];
+  ASSERT_GE(r.size(), 14u + 48u);
+  EXPECT_EQ(r[12], 0x86);
+  EXPECT_EQ(r[14 + 6], 58);   // ICMPv6
+  EXPECT_EQ(r[14 + 40], 2);   // packet too big (RFC 4443 3.2)
+  const IpAddress host = *IpAddress::parse("2001:db8:1::2");
+  EXPECT_EQ(Bytes(r.begin() + 14 + 24, r.begin() + 14 + 40), Bytes(host.bytes.begin(), host.bytes.end()));
+  const unsigned mtu = static_cast<unsigned>((r[14 + 46] << 8) | r[14 + 47]);
+  EXPECT_GT(mtu, 1280u);
+  EXPECT_LT(mtu, 1400u);
+  // Checksum over the pseudo-header (addresses, length, next header) and the message.
+  std::uint32_t ps = 0;
+  for (std::size_t i = 14 + 8; i < 14 + 40; i += 2) ps += static_cast<std::uint32_t>((r[i] << 8) | r[i + 1]);
+  const std::size_t ilen = r.size() - 14 - 40;
+  ps += static_cast<std::uint32_t>(ilen) + 58;
+  EXPECT_EQ(csum(&r[14 + 40], ilen, ps), 0);
 }
 
 TEST(Pipeline, BatchesAreAllOrNothingAndUpdateIsRefused) {
