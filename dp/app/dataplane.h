@@ -330,6 +330,7 @@ class Worker {
   void post_inbound(rte_mbuf* m, std::uint16_t port, const SaSlot& s, std::uint64_t now_ns) noexcept;
   void check_nat(const EspItem& it, SaSlot& s, sad::SaHandle h) noexcept;
   void event(const WorkerEvent& e) noexcept;
+  void acquire(const spd::FlowTuple& t, const spd::Decision& d) noexcept;
 
   Dataplane& dp_;
   const unsigned index_;

@@ -149,6 +149,16 @@ void Worker::event(const WorkerEvent& e) noexcept {
   (void)dp_.events(index_).push(e);
 }
 
+void Worker::acquire(const spd::FlowTuple& t, const spd::Decision& d) noexcept {
+  WorkerEvent e;
+  e.kind = WorkerEvent::Kind::acquire;
+  e.policy = d.policy;
+  const spd::SpdTable* tb = out_.table();  // the table the decision came from
+  if (tb != nullptr && d.policy < tb->rules.size()) e.reqid = tb->rules[d.policy].reqid;
+  e.flow = t;
+  event(e);
+}
+
 void Worker::process(std::uint16_t port, rte_mbuf** m, std::uint16_t n, std::uint64_t now_ns) noexcept {
   out_.begin_burst();
   in_.begin_burst();
@@ -263,15 +273,7 @@ void Worker::outbound_clear(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, s
     case PolicyAction::discard:
       return drop(m, port, v.decision.matched ? PipeDrop::discard_policy : PipeDrop::no_policy);
     case PolicyAction::trap: {
-      if (v.acquire) {
-        WorkerEvent e;
-        e.kind = WorkerEvent::Kind::acquire;
-        e.policy = v.decision.policy;
-        const spd::SpdTable* tb = out_.table();
-        if (tb != nullptr && v.decision.policy < tb->rules.size()) e.reqid = tb->rules[v.decision.policy].reqid;
-        e.flow = t;
-        event(e);
-      }
+      if (v.acquire) acquire(t, v.decision);
       return drop(m, port, PipeDrop::trap);
     }
     case PolicyAction::protect:
@@ -280,15 +282,7 @@ void Worker::outbound_clear(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, s
   const sad::SaSet* set = dp_.outbound().get(v.decision.sa_slot);
   const sad::SaHandle h = set->pick(index_);
   if (h == sad::kNoSa) {
-    if (out_.request_acquire(t, now_ns)) {
-      WorkerEvent e;
-      e.kind = WorkerEvent::Kind::acquire;
-      e.policy = v.decision.policy;
-      const spd::SpdTable* tb = out_.table();
-      if (tb != nullptr && v.decision.policy < tb->rules.size()) e.reqid = tb->rules[v.decision.policy].reqid;
-      e.flow = t;
-      event(e);
-    }
+    if (out_.request_acquire(t, now_ns)) acquire(t, v.decision);
     return drop(m, port, PipeDrop::no_sa);
   }
   if (!dp_.ports()[port].exception && !decrement_ttl(ip)) return drop(m, port, PipeDrop::ttl);
@@ -417,34 +411,21 @@ void Worker::run_esp(std::uint64_t now_ns) noexcept {
 }
 
 void Worker::after_sa(SaSlot& s, esp::EspSa& sa, sad::SaHandle h) noexcept {
-  if (sa.soft_expired() && !s.soft_sent) [[unlikely]] {
-    s.soft_sent = true;
+  // Each condition is reported once per SA (the flags are the owner's).
+  auto once = [&](bool cond, bool& sent, WorkerEvent::Kind kind) {
+    if (!cond || sent) [[likely]] return;
+    sent = true;
     WorkerEvent e;
-    e.kind = WorkerEvent::Kind::soft;
+    e.kind = kind;
     e.sa = h;
     e.reqid = s.reqid;
     e.bytes = sa.counters().bytes;
     e.packets = sa.counters().packets;
     event(e);
-  }
-  if (sa.hard_expired() && !s.hard_sent) [[unlikely]] {
-    s.hard_sent = true;
-    WorkerEvent e;
-    e.kind = WorkerEvent::Kind::hard;
-    e.sa = h;
-    e.reqid = s.reqid;
-    e.bytes = sa.counters().bytes;
-    e.packets = sa.counters().packets;
-    event(e);
-  }
-  if (sa.seq_exhausted() && !s.seq_sent) [[unlikely]] {
-    s.seq_sent = true;
-    WorkerEvent e;
-    e.kind = WorkerEvent::Kind::seq;
-    e.sa = h;
-    e.reqid = s.reqid;
-    event(e);
-  }
+  };
+  once(sa.soft_expired(), s.soft_sent, WorkerEvent::Kind::soft);
+  once(sa.hard_expired(), s.hard_sent, WorkerEvent::Kind::hard);
+  once(sa.seq_exhausted(), s.seq_sent, WorkerEvent::Kind::seq);
 }
 
 void Worker::check_nat(const EspItem& it, SaSlot& s, sad::SaHandle h) noexcept {
