@@ -46,7 +46,15 @@ Result<Fib> Fib::build(const cfg::DpConfig& cfg, const std::vector<PortInfo>& po
   f.port_has_.resize(ports.size());
   for (std::size_t i = 0; i < ports.size(); ++i) {
     for (const IpPrefix& a : ports[i].addresses) {
-      f.local_.push_back({fam(a.family()), bytes16(a.addr)});
+      if (a.family() == Family::ipv4) {
+        std::uint32_t x;
+        std::memcpy(&x, a.addr.bytes.data(), 4);
+        f.local4_.push_back(x);
+      } else {
+        std::array<std::uint64_t, 2> x;
+        std::memcpy(x.data(), a.addr.bytes.data(), 16);
+        f.local6_.push_back(x);
+      }
       const int k = a.family() == Family::ipv6 ? 1 : 0;
       if (!f.port_has_[i][k]) {
         f.port_has_[i][k] = true;
@@ -122,9 +130,18 @@ const NextHop* Fib::lookup(std::uint8_t family, const std::uint8_t* dst, PipeDro
 }
 
 bool Fib::is_local(std::uint8_t family, const std::uint8_t* a) const noexcept {
-  const unsigned n = family == 6 ? 16 : 4;
-  for (const auto& [f, ip] : local_)
-    if (f == family && std::memcmp(ip.data(), a, n) == 0) return true;
+  // Per packet: word compares, no memcmp calls.
+  if (family == 4) {
+    std::uint32_t x;
+    std::memcpy(&x, a, 4);
+    for (std::uint32_t l : local4_)
+      if (l == x) return true;
+    return false;
+  }
+  std::uint64_t x[2];
+  std::memcpy(x, a, 16);
+  for (const auto& l : local6_)
+    if (((l[0] ^ x[0]) | (l[1] ^ x[1])) == 0) return true;
   return false;
 }
 
@@ -314,7 +331,11 @@ Result<sad::SaHandle> Dataplane::install(const SaConfig& c, std::unique_ptr<esp:
                                           ci.iv_len + 2 + icv);
   if (c.dir == Direction::out) {
     PipeDrop why = PipeDrop::none;
-    if (const NextHop* nh = fib_.lookup(s.family, c.dst.bytes.data(), why)) s.out_hop = *nh;
+    s.out_mtu = 0xffff;
+    if (const NextHop* nh = fib_.lookup(s.family, c.dst.bytes.data(), why)) {
+      s.out_hop = *nh;
+      s.out_mtu = ports_[nh->port].mtu;
+    }
     // No route: the SA is installed anyway and its packets are counted as
     // no_route until the config has one (routes are static).
     auto& list = out_by_reqid_[c.reqid];

@@ -102,7 +102,8 @@ class Fib {
   };
   std::vector<Route> routes_;
   std::vector<Neigh> neigh_;
-  std::vector<std::pair<std::uint8_t, std::array<std::uint8_t, 16>>> local_;
+  std::vector<std::uint32_t> local4_;                 // the gateway's addresses, as loaded from the packet
+  std::vector<std::array<std::uint64_t, 2>> local6_;
   std::vector<std::array<std::array<std::uint8_t, 16>, 2>> port_addr_;  // [port][v4, v6]
   std::vector<std::array<bool, 2>> port_has_;
 };
@@ -120,6 +121,7 @@ struct alignas(64) SaSlot {
   NextHop out_hop;                 // outbound: towards the outer destination (port kNoPort: none)
   std::atomic<std::uint32_t> gen{0};  // bumped at every install: a handed-off packet carries it
   std::uint16_t overhead = 0;      // outbound: bytes ESP adds before padding
+  std::uint16_t out_mtu = 0xffff;  // outbound: MTU of the port towards the peer (0xffff: no route)
   std::uint8_t block = 4;          // outbound: padding alignment
   bool tunnel = true;
   bool encap = false;
@@ -315,6 +317,12 @@ class Worker {
   void classify(rte_mbuf* m, std::uint16_t port, std::uint64_t now_ns) noexcept;
   void outbound_clear(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, std::uint16_t len,
                       std::uint64_t now_ns) noexcept;
+  // Protected-side cleartext waits in out_batch_ for one burst SPD lookup.
+  void defer_outbound(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, std::uint16_t len,
+                      std::uint64_t now_ns) noexcept;
+  void run_outbound(std::uint64_t now_ns) noexcept;
+  void act_outbound(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, std::uint16_t len, const spd::FlowTuple& t,
+                    const spd::SpdLookup::Verdict& v, std::uint64_t now_ns) noexcept;
   void inbound_clear(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, std::uint16_t len,
                      std::uint64_t now_ns) noexcept;
   void local_inbound(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, std::uint16_t len,
@@ -345,6 +353,17 @@ class Worker {
 
   std::array<EspItem, kBurst * 2> esp_{};
   std::uint16_t n_esp_ = 0;
+  struct OutItem {
+    spd::FlowTuple t;
+    rte_mbuf* m;
+    std::uint8_t* ip;
+    std::uint16_t len;
+    std::uint16_t port;
+  };
+  std::array<OutItem, kBurst> out_batch_{};
+  std::uint16_t n_out_ = 0;
+  std::uint32_t pick_slot_ = ~std::uint32_t{0};  // the last SA set slot picked from in this burst
+  sad::SaHandle pick_sa_ = sad::kNoSa;
   struct TxQueue {
     std::array<rte_mbuf*, kBurst> m;
     std::uint16_t n = 0;

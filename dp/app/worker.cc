@@ -162,13 +162,17 @@ void Worker::acquire(const spd::FlowTuple& t, const spd::Decision& d) noexcept {
 void Worker::process(std::uint16_t port, rte_mbuf** m, std::uint16_t n, std::uint64_t now_ns) noexcept {
   out_.begin_burst();
   in_.begin_burst();
+  pick_slot_ = ~std::uint32_t{0};
+  std::uint64_t bytes = 0;
   for (std::uint16_t i = 0; i < n; ++i) {
     if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(m[i + 1], void*));
-    pc_[port].rx_packets++;
-    pc_[port].rx_bytes += rte_pktmbuf_pkt_len(m[i]);
+    bytes += rte_pktmbuf_pkt_len(m[i]);
     classify(m[i], port, now_ns);
     if (n_esp_ >= kBurst) run_esp(now_ns);
   }
+  pc_[port].rx_packets += n;
+  pc_[port].rx_bytes += bytes;
+  run_outbound(now_ns);
   run_esp(now_ns);
 }
 
@@ -201,7 +205,7 @@ void Worker::classify(rte_mbuf* m, std::uint16_t port, std::uint64_t now_ns) noe
   const bool local = dp_.fib().is_local(family, dst_of(ip));
   if (pi.protected_side) {
     if (local) return to_exception(m, port);
-    return outbound_clear(m, port, ip, len, now_ns);
+    return defer_outbound(m, port, ip, len, now_ns);
   }
   if (!local) return inbound_clear(m, port, ip, len, now_ns);
 
@@ -266,10 +270,42 @@ void Worker::outbound_clear(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, s
                             std::uint64_t now_ns) noexcept {
   spd::FlowTuple t;
   if (!spd::extract_flow(ip, len, t)) return drop(m, port, PipeDrop::malformed);
-  const spd::SpdLookup::Verdict v = out_.lookup(t, now_ns);
+  act_outbound(m, port, ip, len, t, out_.lookup(t, now_ns), now_ns);
+}
+
+void Worker::defer_outbound(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, std::uint16_t len,
+                            std::uint64_t now_ns) noexcept {
+  OutItem& o = out_batch_[n_out_];
+  if (!spd::extract_flow(ip, len, o.t)) return drop(m, port, PipeDrop::malformed);
+  o.m = m;
+  o.ip = ip;
+  o.len = len;
+  o.port = port;
+  if (++n_out_ == kBurst) run_outbound(now_ns);
+}
+
+void Worker::run_outbound(std::uint64_t now_ns) noexcept {
+  // One SPD lookup for the burst: every flow's cache bucket is prefetched
+  // before the first is compared (SpdLookup::lookup_burst).
+  const std::uint16_t n = n_out_;
+  if (n == 0) return;
+  n_out_ = 0;
+  const spd::FlowTuple* t[kBurst];
+  spd::SpdLookup::Verdict v[kBurst];
+  for (std::uint16_t i = 0; i < n; ++i) t[i] = &out_batch_[i].t;
+  out_.lookup_burst(t, n, now_ns, v);
+  for (std::uint16_t i = 0; i < n; ++i) {
+    const OutItem& o = out_batch_[i];
+    act_outbound(o.m, o.port, o.ip, o.len, o.t, v[i], now_ns);
+  }
+}
+
+void Worker::act_outbound(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, std::uint16_t len,
+                          const spd::FlowTuple& t, const spd::SpdLookup::Verdict& v, std::uint64_t now_ns) noexcept {
+  const bool from_host = dp_.ports()[port].exception;  // the gateway's own traffic keeps its TTL
   switch (v.decision.action) {
     case PolicyAction::bypass:
-      return forward(m, port, ip, len, !dp_.ports()[port].exception);
+      return forward(m, port, ip, len, !from_host);
     case PolicyAction::discard:
       return drop(m, port, v.decision.matched ? PipeDrop::discard_policy : PipeDrop::no_policy);
     case PolicyAction::trap: {
@@ -279,25 +315,32 @@ void Worker::outbound_clear(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, s
     case PolicyAction::protect:
       break;
   }
-  const sad::SaSet* set = dp_.outbound().get(v.decision.sa_slot);
-  const sad::SaHandle h = set->pick(index_);
+  // The SA for this core; consecutive packets of one policy reuse the
+  // choice (valid until the burst's quiescent point, like the set).
+  sad::SaHandle h;
+  if (v.decision.sa_slot == pick_slot_) {
+    h = pick_sa_;
+  } else {
+    h = dp_.outbound().get(v.decision.sa_slot)->pick(index_);
+    pick_slot_ = v.decision.sa_slot;
+    pick_sa_ = h;
+  }
   if (h == sad::kNoSa) {
     if (out_.request_acquire(t, now_ns)) acquire(t, v.decision);
     return drop(m, port, PipeDrop::no_sa);
   }
-  if (!dp_.ports()[port].exception && !decrement_ttl(ip)) return drop(m, port, PipeDrop::ttl);
-  SaSlot& s = dp_.slot(h);
-  // Path MTU (RFC 4301 8): fragment before encryption, or ICMP too-big.
-  if (s.out_hop.port != kNoPort) {
-    const std::uint16_t mtu = dp_.ports()[s.out_hop.port].mtu;
-    const unsigned pad = (s.block - ((len + 2u) % s.block)) % s.block;
-    if (s.overhead + len + pad > mtu) {
-      const unsigned room = mtu - s.overhead - (s.block - 1u);  // largest inner packet that fits
-      const bool df = (ip[0] >> 4) == 6 || (rd16(ip + 6) & 0x4000) != 0;
-      if (df || room < 68) return too_big(m, port, ip, static_cast<std::uint16_t>(room));
-      if (!fragment_and_protect(m, port, h, static_cast<std::uint16_t>(room))) return drop(m, port, PipeDrop::frag);
-      return;
-    }
+  if (!from_host && !decrement_ttl(ip)) return drop(m, port, PipeDrop::ttl);
+  const SaSlot& s = dp_.slot(h);
+  // Path MTU (RFC 4301 8.1): fragment before encryption, or ICMP too-big.
+  // The padding aligns payload + 2 trailer bytes to the block (a power of two).
+  const unsigned pad = (0u - (len + 2u)) & (s.block - 1u);
+  if (s.overhead + len + pad > s.out_mtu) [[unlikely]] {
+    if (s.out_hop.port == kNoPort) return to_sa(m, port, h, true);  // counted as no_route after ESP
+    const unsigned room = s.out_mtu - s.overhead - (s.block - 1u);  // largest inner packet that fits
+    const bool df = (ip[0] >> 4) == 6 || (rd16(ip + 6) & 0x4000) != 0;
+    if (df || room < 68) return too_big(m, port, ip, static_cast<std::uint16_t>(room));
+    if (!fragment_and_protect(m, port, h, static_cast<std::uint16_t>(room))) return drop(m, port, PipeDrop::frag);
+    return;
   }
   to_sa(m, port, h, true);
 }
@@ -339,6 +382,7 @@ void Worker::drain_handoff(std::uint64_t now_ns) noexcept {
     if (n == 0) continue;
     out_.begin_burst();
     in_.begin_burst();
+    pick_slot_ = ~std::uint32_t{0};
     for (unsigned i = 0; i < n; ++i) {
       rte_mbuf* m = handoff_buf_[i];
       const sad::SaHandle h = m->hash.fdir.lo;
