@@ -338,8 +338,12 @@ Result<sad::SaHandle> Dataplane::install(const SaConfig& c, std::unique_ptr<esp:
     }
     // No route: the SA is installed anyway and its packets are counted as
     // no_route until the config has one (routes are static).
+    // Owners: a reqid's first SA goes to the next worker in turn (so SAs of
+    // different policies spread over the cores); more SAs of the same reqid
+    // (per-CPU SAs, or a rekey's new SA) go to the following workers.
     auto& list = out_by_reqid_[c.reqid];
-    s.owner = static_cast<std::uint16_t>(list.size() % opt_.workers);
+    const unsigned first = list.empty() ? next_out_owner_++ % opt_.workers : slots_[list.front()].owner;
+    s.owner = static_cast<std::uint16_t>((first + list.size()) % opt_.workers);
     list.push_back(h);
   } else {
     s.owner = static_cast<std::uint16_t>(next_in_owner_++ % opt_.workers);
@@ -364,7 +368,16 @@ Result<void> Dataplane::refresh_out_set(std::uint32_t reqid) {
   // The newest SAs win when there are more than a set holds (a rekey adds
   // the new SA before deleting the old one).
   if (set.size() > sad::kMaxSetSize) set.erase(set.begin(), set.end() - sad::kMaxSetSize);
-  auto r = out_sad_->set(reqid, set);
+  // Worker w takes sa[w % count] (SaSet::pick): order the set so that
+  // entry i is owned by worker i % workers where the owners allow it, and
+  // each core uses an SA of its own instead of handing packets off.
+  std::vector<std::vector<sad::SaHandle>> by_owner(opt_.workers);
+  for (sad::SaHandle h : set) by_owner[slots_[h].owner].push_back(h);
+  std::vector<sad::SaHandle> ordered;
+  for (std::size_t round = 0; ordered.size() < set.size(); ++round)
+    for (auto& b : by_owner)
+      if (round < b.size()) ordered.push_back(b[round]);
+  auto r = out_sad_->set(reqid, ordered);
   if (!r) return r.error();
   if (it != out_by_reqid_.end() && it->second.empty()) out_by_reqid_.erase(it);
   return {};

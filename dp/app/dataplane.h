@@ -270,6 +270,7 @@ class Dataplane final : public shm::Handler {
   std::array<rte_ring*, kMaxWorkers * kMaxWorkers> handoff_{};
   std::array<Worker*, kMaxWorkers> workers_{};
   unsigned next_in_owner_ = 0;
+  unsigned next_out_owner_ = 0;
   mutable std::mutex mu_;
 };
 

@@ -20,6 +20,7 @@
 #include <cstring>
 #include <string>
 #include <map>
+#include <set>
 #include <vector>
 
 #include "cp/dp_config.h"
@@ -742,6 +743,31 @@ TEST(Pipeline, ShmBatchesReachTheDataplaneWholeOrNotAtAll) {
 
   EXPECT_EQ(exchange(shm::SaAdd{sa(0x1001, Direction::out, "192.0.2.1", "192.0.2.2", 1)}).status, shm::Status::ok);
   EXPECT_EQ(a.dp->sa_count(), 1u);
+}
+
+TEST(Pipeline, PerCpuSasLetEachWorkerUseItsOwnSa) {
+  Site a(kSiteA, 2);
+  // Two outbound SAs for one policy (RFC 9611 style): one per worker, no handoff.
+  ASSERT_EQ(a.apply({{1, shm::SaAdd{sa(0x1001, Direction::out, "192.0.2.1", "192.0.2.2", 1)}},
+                     {2, shm::SaAdd{sa(0x1002, Direction::out, "192.0.2.1", "192.0.2.2", 1)}},
+                     {3, shm::PolicyAdd{pol(PolicyDir::out, PolicyAction::protect, "10.1.0.0/24", "10.2.0.0/16", 1)}}})
+                .status,
+            shm::Status::ok);
+  a.rx(0, ether(ipv4_udp("10.1.0.2", "10.2.0.5", 40)), a.w.get());
+  a.rx(0, ether(ipv4_udp("10.1.0.2", "10.2.0.5", 40)), a.w2.get());
+  ASSERT_EQ(a.cap.sent[1].size(), 2u);  // both sent at once: neither waited in a handoff ring
+  const auto spi_of = [](const Bytes& f) { return (f[14 + 20 + 2] << 8) | f[14 + 20 + 3]; };
+  EXPECT_NE(spi_of(a.cap.sent[1][0]), spi_of(a.cap.sent[1][1]));
+  // The first SAs of different policies spread over the workers.
+  ASSERT_EQ(a.apply({{4, shm::SaAdd{sa(0x2001, Direction::out, "192.0.2.1", "192.0.2.2", 2)}},
+                     {5, shm::PolicyAdd{pol(PolicyDir::out, PolicyAction::protect, "10.1.0.0/24", "198.51.100.0/24", 2)}}})
+                .status,
+            shm::Status::ok);
+  std::size_t next = 0;
+  std::set<unsigned> owners;
+  for (const auto& v : a.dp->list_sas(0, 16, next))
+    if (v.cfg.reqid == 2 || v.cfg.spi == 0x1001) owners.insert(v.owner);
+  EXPECT_EQ(owners.size(), 2u);
 }
 
 TEST(Pipeline, FullTxQueueIsCounted) {

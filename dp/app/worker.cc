@@ -370,6 +370,7 @@ void Worker::to_sa(rte_mbuf* m, std::uint16_t port, sad::SaHandle h, bool outbou
     if (rte_ring_sp_enqueue(dp_.handoff(index_, s.owner), m) != 0) drop(m, port, PipeDrop::handoff_full);
     return;
   }
+  if (const esp::EspSa* sa = s.sa.load(std::memory_order_acquire)) sa->prefetch();
   esp_[n_esp_++] = EspItem{m, h, port, m->data_off};
 }
 

@@ -71,6 +71,19 @@ class EspSa {
   std::uint16_t process(IMB_MGR* mgr, Packet** pkts, std::uint16_t n) noexcept;
 
   const SaCounters& counters() const noexcept { return counters_; }
+  // Brings the state a burst touches towards the core (the pipeline calls it
+  // while it classifies, before process()): with many SAs it is not cached.
+  void prefetch() const noexcept {
+    const char* p = reinterpret_cast<const char*>(this);
+    __builtin_prefetch(p);
+    __builtin_prefetch(p + 64);
+    __builtin_prefetch(&counters_);
+    const char* k = reinterpret_cast<const char*>(&keys_);
+    __builtin_prefetch(k);
+    __builtin_prefetch(k + 64);
+    __builtin_prefetch(k + 128);
+    __builtin_prefetch(k + 192);
+  }
   std::uint32_t spi() const noexcept { return spi_; }
   Direction direction() const noexcept { return dir_; }
   // Outbound: the next sequence number to send (1 on a fresh SA).
