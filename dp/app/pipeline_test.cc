@@ -770,6 +770,29 @@ TEST(Pipeline, PerCpuSasLetEachWorkerUseItsOwnSa) {
   EXPECT_EQ(owners.size(), 2u);
 }
 
+TEST(Pipeline, InterleavedSasInOneBurstKeepEachSasOrder) {
+  Site a(kSiteA);
+  ASSERT_EQ(a.apply({{1, shm::SaAdd{sa(0x1001, Direction::out, "192.0.2.1", "192.0.2.2", 1)}},
+                     {2, shm::SaAdd{sa(0x1002, Direction::out, "192.0.2.1", "192.0.2.2", 2)}},
+                     {3, shm::PolicyAdd{pol(PolicyDir::out, PolicyAction::protect, "10.1.0.0/24", "10.2.0.0/16", 1)}},
+                     {4, shm::PolicyAdd{pol(PolicyDir::out, PolicyAction::protect, "10.1.0.0/24", "198.51.100.0/24", 2)}}})
+                .status,
+            shm::Status::ok);
+  rte_mbuf* m[6];
+  for (int i = 0; i < 6; ++i)
+    m[i] = mbuf(ether(ipv4_udp("10.1.0.2", i % 2 ? "198.51.100.7" : "10.2.0.5", 40 + i)));
+  a.w->process(0, m, 6, 1000);
+  a.w->flush();
+  ASSERT_EQ(a.cap.sent[1].size(), 6u);
+  std::map<int, std::vector<int>> seqs;  // SPI -> sequence numbers in the order sent
+  for (const Bytes& f : a.cap.sent[1]) {
+    const int spi = (f[14 + 20 + 2] << 8) | f[14 + 20 + 3];
+    seqs[spi].push_back((f[14 + 20 + 6] << 8) | f[14 + 20 + 7]);
+  }
+  EXPECT_EQ(seqs[0x1001], (std::vector<int>{1, 2, 3}));
+  EXPECT_EQ(seqs[0x1002], (std::vector<int>{1, 2, 3}));
+}
+
 TEST(Pipeline, FullTxQueueIsCounted) {
   Site a(kSiteA);
   ASSERT_EQ(a.apply({{1, shm::PolicyAdd{pol(PolicyDir::out, PolicyAction::bypass, "10.1.0.0/24", "198.51.100.0/24")}}})

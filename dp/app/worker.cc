@@ -402,17 +402,46 @@ void Worker::run_esp(std::uint64_t now_ns) noexcept {
   const std::uint16_t n = n_esp_;
   if (n == 0) return;
   n_esp_ = 0;
-  std::array<bool, kBurst * 2> done{};
+  // Group the packets by SA in one pass (arrival order kept within a
+  // group): a small open-addressing table from handle to group, chains
+  // through next[]. One process() call per SA per burst.
+  constexpr std::uint16_t kEnd = 0xffff;
+  constexpr unsigned kTable = 128;  // > 2 x the most packets here: short probes
+  static_assert(kTable >= 2 * kBurst * 2);
+  std::uint8_t table[kTable];  // group index + 1; 0 = empty
+  std::memset(table, 0, sizeof table);
+  struct Group {
+    sad::SaHandle h;
+    std::uint16_t first, last;
+  };
+  Group groups[kBurst * 2];
+  std::uint16_t next[kBurst * 2];
+  std::uint16_t ng = 0;
+  for (std::uint16_t i = 0; i < n; ++i) {
+    const sad::SaHandle h = esp_[i].sa;
+    unsigned b = (h * 0x9e3779b1u) >> 25;  // 7 bits
+    for (;; b = (b + 1) & (kTable - 1)) {
+      if (table[b] == 0) {
+        groups[ng] = Group{h, i, i};
+        table[b] = static_cast<std::uint8_t>(++ng);
+        break;
+      }
+      Group& g = groups[table[b] - 1];
+      if (g.h == h) {
+        next[g.last] = i;
+        g.last = i;
+        break;
+      }
+    }
+    next[i] = kEnd;
+  }
   esp::Packet pk[kBurst * 2];
   esp::Packet* pp[kBurst * 2];
   std::uint16_t idx[kBurst * 2];
-  for (std::uint16_t i = 0; i < n; ++i) {
-    if (done[i]) continue;
-    const sad::SaHandle h = esp_[i].sa;
+  for (std::uint16_t gi = 0; gi < ng; ++gi) {
+    const sad::SaHandle h = groups[gi].h;
     std::uint16_t k = 0;
-    for (std::uint16_t j = i; j < n; ++j) {
-      if (done[j] || esp_[j].sa != h) continue;
-      done[j] = true;
+    for (std::uint16_t j = groups[gi].first; j != kEnd; j = next[j]) {
       rte_mbuf* m = esp_[j].m;
       pk[k] = esp::Packet{static_cast<std::uint8_t*>(m->buf_addr), static_cast<std::uint16_t>(m->buf_len),
                           static_cast<std::uint16_t>(m->data_off + kEtherHdr),

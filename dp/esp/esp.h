@@ -77,7 +77,9 @@ class EspSa {
     const char* p = reinterpret_cast<const char*>(this);
     __builtin_prefetch(p);
     __builtin_prefetch(p + 64);
+    __builtin_prefetch(p + 128);
     __builtin_prefetch(&counters_);
+    __builtin_prefetch(&soft_);  // soft_ and hard_: the lifetime checks after every packet
     const char* k = reinterpret_cast<const char*>(&keys_);
     __builtin_prefetch(k);
     __builtin_prefetch(k + 64);
