@@ -53,14 +53,18 @@ check "8 TCP streams of 256 KiB, each echoed intact" ts_lan timeout 60 $PY -c '
 import os, socket, sys, threading
 ok = []
 def one(i):
-    d = os.urandom(262144)
-    s = socket.create_connection(("10.2.0.1", 5001), timeout=30); s.sendall(d); s.shutdown(socket.SHUT_WR)
-    r = b""
-    while True:
-        b = s.recv(65536)
-        if not b: break
-        r += b
-    ok.append(r == d)
+    try:
+        d = os.urandom(262144)
+        s = socket.create_connection(("10.2.0.1", 5001), timeout=30); s.sendall(d); s.shutdown(socket.SHUT_WR)
+        r = b""
+        while True:
+            b = s.recv(65536)
+            if not b: break
+            r += b
+        ok.append(r == d)
+        if r != d: print("stream", i, "came back with", len(r), "bytes")
+    except OSError as e:
+        print("stream", i, "failed:", e)
 t = [threading.Thread(target=one, args=(i,)) for i in range(8)]
 [x.start() for x in t]; [x.join() for x in t]
 sys.exit(0 if len(ok) == 8 and all(ok) else 1)'

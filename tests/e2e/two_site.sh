@@ -176,17 +176,20 @@ e.bind(("0.0.0.0", 4500))
 e.setsockopt(socket.IPPROTO_UDP, 100, 2)  # UDP_ENCAP = 100, UDP_ENCAP_ESPINUDP = 2
 def listener(port):
     t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    t.bind(("10.2.0.1", port)); t.listen(4); return t
+    t.bind(("10.2.0.1", port)); t.listen(64); return t
 echo, sink = listener(5001), listener(5003)
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("10.2.0.1", 5002))
-def tcp_echo():
+def echo_one(c):
+    data = b""
     while True:
-        c, _ = echo.accept(); data = b""
-        while True:
-            b = c.recv(65536)
-            if not b: break
-            data += b
-        c.sendall(data); c.close()
+        b = c.recv(65536)
+        if not b: break
+        data += b
+    c.sendall(data); c.close()
+def tcp_echo():  # a thread per connection: clients may come at once
+    while True:
+        c, _ = echo.accept()
+        threading.Thread(target=echo_one, args=(c,), daemon=True).start()
 def tcp_sink():
     while True:
         c, _ = sink.accept(); n = 0
