@@ -47,12 +47,11 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 PY=/usr/bin/python3
+# shellcheck source=common.sh
+. "$HERE/common.sh"
 
 die() { echo "cygnet: $*" >&2; exit 1; }
 usage() { sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
-is_uint() { [[ "$1" =~ ^[0-9]+$ ]]; }
-is_num() { [[ "$1" =~ ^[0-9]+([.][0-9]+)?$ ]]; }
-
 RUN_PID=""      # timeout(1) wrapping cygnet-dp
 RUN_DIR=""
 KEEP_RUN_DIR=0
@@ -62,8 +61,6 @@ SOCK=""
 LOG=""
 BG_PID=""
 STOP_RC=""
-
-huge_mounts() { awk '$3 == "hugetlbfs" { print $2 }' /proc/mounts; }
 
 stop_ours() {  # SIGTERM (cygnet-dp stops cleanly on it); STOP_RC = its exit status
   [ -n "$RUN_PID" ] || return 0
@@ -100,43 +97,6 @@ cleanup_run() {
     fi
   fi
   exit "$rc"
-}
-
-run_bg() {  # OUTFILE CMD...
-  local out=$1
-  shift
-  "$@" >"$out" &
-  BG_PID=$!
-  local rc=0
-  wait "$BG_PID" || rc=$?
-  BG_PID=""
-  return "$rc"
-}
-
-pcap_count() {  # prints: number of packets, mean frame length
-  "$PY" - "$1" <<'EOF'
-import struct, sys
-with open(sys.argv[1], "rb") as f:
-    hdr = f.read(24)
-    if len(hdr) < 24 or struct.unpack("<I", hdr[:4])[0] not in (0xA1B2C3D4, 0xA1B23C4D):
-        sys.exit("not a little-endian pcap file: " + sys.argv[1])
-    n = total = 0
-    while True:
-        rec = f.read(16)
-        if len(rec) < 16:
-            break
-        incl = struct.unpack("<IIII", rec)[2]
-        f.seek(incl, 1)
-        n += 1
-        total += incl
-print(n, total / n if n else 0)
-EOF
-}
-
-port_stat() {  # PORT FIELD (0 if unreadable)
-  "$PY" "$HERE/telemetry.py" "$SOCK" "/ethdev/stats,$1" 2>/dev/null \
-    | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["/ethdev/stats"][sys.argv[1]])' "$2" 2>/dev/null \
-    || echo 0
 }
 
 prepare() {  # BIN KEEP

@@ -56,13 +56,12 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SRC=${SECGW_SRC:-/usr/share/dpdk/examples/ipsec-secgw}
 PY=/usr/bin/python3
+# shellcheck source=common.sh
+. "$HERE/common.sh"
 DEFAULT_BUILD=${CYGNET_BENCH_BUILD:-/tmp/cygnet-bench}
 
 die() { echo "secgw: $*" >&2; exit 1; }
 usage() { sed -n '2,53p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
-is_uint() { [[ "$1" =~ ^[0-9]+$ ]]; }
-is_num() { [[ "$1" =~ ^[0-9]+([.][0-9]+)?$ ]]; }
-
 # ---------------------------------------------------------------- build
 cmd_build() {
   local build=${1:-$DEFAULT_BUILD}
@@ -152,8 +151,6 @@ PREFIX=""
 SOCK=""
 LOG=""
 
-huge_mounts() { awk '$3 == "hugetlbfs" { print $2 }' /proc/mounts; }
-
 stop_ours() {
   [ -n "$RUN_PID" ] || return 0
   if kill -0 "$RUN_PID" 2>/dev/null; then
@@ -175,17 +172,6 @@ BG_PID=""       # a helper of ours (the telemetry sampler) running in the backgr
 
 # Long helpers run in the background and are waited for, so that a signal to
 # this script is handled at once, not when the helper ends.
-run_bg() {  # OUTFILE CMD...: run CMD with stdout to OUTFILE; returns its status
-  local out=$1
-  shift
-  "$@" >"$out" &
-  BG_PID=$!
-  local rc=0
-  wait "$BG_PID" || rc=$?
-  BG_PID=""
-  return "$rc"
-}
-
 cleanup_run() {
   local rc=$?
   if [ -n "$BG_PID" ]; then kill "$BG_PID" 2>/dev/null || true; wait "$BG_PID" 2>/dev/null || true; fi
@@ -207,32 +193,6 @@ cleanup_run() {
 
 write_empty_pcap() {  # FILE: a pcap with no packets (net_pcap rx that never delivers)
   "$PY" -c 'import struct, sys; open(sys.argv[1], "wb").write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))' "$1"
-}
-
-pcap_count() {  # prints: number of packets, mean frame length
-  "$PY" - "$1" <<'EOF'
-import struct, sys
-with open(sys.argv[1], "rb") as f:
-    hdr = f.read(24)
-    if len(hdr) < 24 or struct.unpack("<I", hdr[:4])[0] not in (0xA1B2C3D4, 0xA1B23C4D):
-        sys.exit("not a little-endian pcap file: " + sys.argv[1])
-    n = total = 0
-    while True:
-        rec = f.read(16)
-        if len(rec) < 16:
-            break
-        incl = struct.unpack("<IIII", rec)[2]
-        f.seek(incl, 1)
-        n += 1
-        total += incl
-print(n, total / n if n else 0)
-EOF
-}
-
-port_stat() {  # PORT FIELD: one counter through telemetry (0 if unreadable)
-  "$PY" "$HERE/telemetry.py" "$SOCK" "/ethdev/stats,$1" 2>/dev/null \
-    | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["/ethdev/stats"][sys.argv[1]])' "$2" 2>/dev/null \
-    || echo 0
 }
 
 # Common checks and set-up of run and check; sets globals used by start_secgw.

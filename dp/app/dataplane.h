@@ -324,10 +324,9 @@ class Worker {
   void run_outbound(std::uint64_t now_ns) noexcept;
   void act_outbound(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, std::uint16_t len, const spd::FlowTuple& t,
                     const spd::SpdLookup::Verdict& v, std::uint64_t now_ns) noexcept;
-  void inbound_clear(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, std::uint16_t len,
-                     std::uint64_t now_ns) noexcept;
-  void local_inbound(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, std::uint16_t len,
-                     std::uint64_t now_ns) noexcept;
+  // local: for the gateway itself (a bypass sends it to the exception port).
+  void inbound_clear(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, std::uint16_t len, std::uint64_t now_ns,
+                     bool local) noexcept;
   void to_sa(rte_mbuf* m, std::uint16_t port, sad::SaHandle h, bool outbound) noexcept;
   void forward(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, std::uint16_t len, bool decrement) noexcept;
   void arp(rte_mbuf* m, std::uint16_t port) noexcept;

@@ -207,7 +207,7 @@ void Worker::classify(rte_mbuf* m, std::uint16_t port, std::uint64_t now_ns) noe
     if (local) return to_exception(m, port);
     return defer_outbound(m, port, ip, len, now_ns);
   }
-  if (!local) return inbound_clear(m, port, ip, len, now_ns);
+  if (!local) return inbound_clear(m, port, ip, len, now_ns, false);
 
   // Unprotected side, to one of our addresses: ESP, ESP-in-UDP, IKE, other.
   unsigned l4 = 40;
@@ -217,7 +217,7 @@ void Worker::classify(rte_mbuf* m, std::uint16_t port, std::uint64_t now_ns) noe
     proto = ip[9];
     // A fragment: not reassembled here (docs/dataplane.md); it meets the
     // inbound SPD like other cleartext to the gateway.
-    if ((rd16(ip + 6) & 0x3fff) != 0) return local_inbound(m, port, ip, len, now_ns);
+    if ((rd16(ip + 6) & 0x3fff) != 0) return inbound_clear(m, port, ip, len, now_ns, true);
   }
   if (proto == 50) {
     if (len < l4 + 8) return drop(m, port, PipeDrop::malformed);
@@ -245,25 +245,7 @@ void Worker::classify(rte_mbuf* m, std::uint16_t port, std::uint64_t now_ns) noe
   // IKE (UDP 500) reaches the kernel whatever the policies say, like the
   // socket bypass policies of an IKE daemon; anything else meets the SPD.
   if (proto == kProtoUdp && len >= l4 + 8 && rd16(ip + l4 + 2) == 500) return to_exception(m, port);
-  return local_inbound(m, port, ip, len, now_ns);
-}
-
-void Worker::local_inbound(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, std::uint16_t len,
-                           std::uint64_t now_ns) noexcept {
-  // RFC 4301 5.2: cleartext for the gateway itself from the unprotected
-  // side is checked against the inbound SPD too; only bypass lets it in.
-  spd::FlowTuple t;
-  if (!spd::extract_flow(ip, len, t)) return drop(m, port, PipeDrop::malformed);
-  const spd::SpdLookup::Verdict v = in_.lookup(t, now_ns);
-  switch (v.decision.action) {
-    case PolicyAction::bypass:
-      return to_exception(m, port);
-    case PolicyAction::discard:
-      return drop(m, port, v.decision.matched ? PipeDrop::discard_policy : PipeDrop::no_policy);
-    case PolicyAction::protect:
-    case PolicyAction::trap:
-      return drop(m, port, PipeDrop::cleartext);
-  }
+  return inbound_clear(m, port, ip, len, now_ns, true);
 }
 
 void Worker::outbound_clear(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, std::uint16_t len,
@@ -346,13 +328,15 @@ void Worker::act_outbound(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, std
 }
 
 void Worker::inbound_clear(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, std::uint16_t len,
-                           std::uint64_t now_ns) noexcept {
+                           std::uint64_t now_ns, bool local) noexcept {
+  // RFC 4301 5.2: cleartext from the unprotected side, transit or for the
+  // gateway itself, passes only through an inbound bypass policy.
   spd::FlowTuple t;
   if (!spd::extract_flow(ip, len, t)) return drop(m, port, PipeDrop::malformed);
   const spd::SpdLookup::Verdict v = in_.lookup(t, now_ns);
   switch (v.decision.action) {
     case PolicyAction::bypass:
-      return forward(m, port, ip, len, true);
+      return local ? to_exception(m, port) : forward(m, port, ip, len, true);
     case PolicyAction::discard:
       return drop(m, port, v.decision.matched ? PipeDrop::discard_policy : PipeDrop::no_policy);
     case PolicyAction::protect:
