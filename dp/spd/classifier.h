@@ -9,11 +9,19 @@
 // probe on the masked addresses and protocol, and groups are tried in the
 // order of the best policy they hold, so the search stops as soon as no
 // remaining group can hold an earlier match.
+//
+// With more than a few groups, a per-family group filter cuts the probes:
+// a 16-bit window of the source and of the destination address, each an
+// index into a table of the groups (a 64-bit mask, the first 64 groups in
+// order) that hold a policy whose prefix agrees with the packet there, and
+// a table by protocol. Only the groups in all three masks are probed.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "dp/spd/flow.h"
@@ -42,7 +50,15 @@ class Classifier {
 
   std::size_t rule_count() const noexcept { return nrules_; }
   std::size_t group_count(Family f) const noexcept;
+  // Whether the group filter is built for the family, and its windows
+  // (byte offsets into the address); for tests and benchmarks.
+  bool filtered(Family f) const noexcept;
+  std::pair<unsigned, unsigned> filter_windows(Family f) const noexcept;
   std::size_t memory_bytes() const noexcept;
+
+  // Families with more groups than this get the group filter.
+  static constexpr std::size_t kFilterMinGroups = 4;
+  static constexpr std::size_t kFilterGroups = 64;  // groups the masks cover
 
   // Internals, public for the implementation's helpers.
   struct Group {
@@ -50,6 +66,7 @@ class Classifier {
     std::uint64_t dmask[2];
     std::uint32_t best;  // smallest rule index in the group
     std::uint32_t id;
+    std::uint8_t slen, dlen;  // prefix lengths
     bool any_proto;
   };
   struct Slot {  // one hash entry: a (group, masked src, masked dst, proto) key
@@ -67,15 +84,36 @@ class Classifier {
   };
   static constexpr std::uint32_t kEmpty = ~std::uint32_t{0};
 
+  struct Filter {
+    std::vector<std::uint64_t> src, dst;  // 65536 masks each, by the 16-bit window
+    std::uint64_t src_all = 0, dst_all = 0;  // groups whose prefixes end before the window
+    std::array<std::uint64_t, 256> proto{};  // by protocol
+    std::uint8_t soff = 0, doff = 0;         // byte offset of each window
+    bool on = false;
+  };
+
  private:
   Classifier() = default;
+  std::uint64_t candidates(const FlowTuple& t, const std::vector<Group>& groups, const Filter& f) const noexcept;
+  std::uint64_t key_hash(const Group& g, const FlowTuple& t, const std::uint64_t s[2],
+                         const std::uint64_t d[2]) const noexcept;
+  bool maybe_present(std::uint64_t h) const noexcept;
+  void probe(const Group& g, const FlowTuple& t, const std::uint64_t s[2], const std::uint64_t d[2],
+             std::uint32_t& best) const noexcept;
+  void probe_at(const Group& g, const FlowTuple& t, const std::uint64_t s[2], const std::uint64_t d[2],
+                std::uint64_t start, std::uint32_t& best) const noexcept;
   std::uint64_t hash(std::uint32_t group, const std::uint64_t s[2], const std::uint64_t d[2],
                      std::uint8_t proto) const noexcept;
 
   std::vector<Group> groups4_;
   std::vector<Group> groups6_;
+  Filter filter4_, filter6_;
   std::vector<Slot> slots_;
   std::vector<RuleRef> refs_;
+  // One bit per hash of every slot key (16 bits per key): a probe that
+  // finds its bit clear cannot hit, and skips the slot table.
+  std::vector<std::uint64_t> bloom_;
+  std::uint64_t bloom_mask_ = 0;
   std::uint64_t mask_ = 0;  // slots_.size() - 1
   std::uint64_t seed_ = 0;
   std::size_t nrules_ = 0;

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "dp/spd/classifier.h"
@@ -307,6 +308,89 @@ TEST(Classifier, DifferentialAgainstLinear) {
     }
   }
   EXPECT_GE(compared, 200000u);
+}
+
+// Policy sets with 5..64 tuple groups get the group filter (docs/spd.md).
+// Prefixes that differ only in the chosen bytes make the window choice
+// checkable; flows aimed at the policies and just outside them check that
+// the filter never hides a matching group.
+TEST(Classifier, GroupFilterGivesTheLinearAnswer) {
+  const std::uint64_t seed = std::random_device{}();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  Gen g(seed);
+  struct Case {
+    Family fam;
+    unsigned vary;     // the byte the addresses differ in
+    unsigned window;   // the filter window expected for both fields
+  };
+  for (const Case c : {Case{Family::ipv4, 2, 1}, Case{Family::ipv4, 3, 2}, Case{Family::ipv6, 5, 4},
+                       Case{Family::ipv6, 9, 8}}) {
+    const unsigned width = c.fam == Family::ipv4 ? 32 : 128;
+    std::vector<Policy> pols;
+    std::set<std::string> seen;
+    while (pols.size() < 3000) {
+      auto pick = [&](void) {
+        std::uint8_t b[16] = {10, 1, 2, 3, 0x20, 0x01, 0x0d, 0xb8};
+        if (c.fam == Family::ipv6) {
+          b[0] = 0x20; b[1] = 0x01; b[2] = 0x0d; b[3] = 0xb8;
+        }
+        b[c.vary] = static_cast<std::uint8_t>(g.u(256));
+        b[c.vary + 1 < width / 8 ? c.vary + 1 : c.vary] ^= static_cast<std::uint8_t>(g.u(4));
+        // Prefix lengths that end inside, before and after the varying byte.
+        const unsigned lens[] = {c.vary * 8 - 8, c.vary * 8 + 4, c.vary * 8 + 8, c.vary * 8 + 12, width};
+        const IpAddress a = c.fam == Family::ipv4 ? IpAddress::v4_bytes(b) : IpAddress::v6_bytes(b);
+        return Gen::masked(a, std::min(width, lens[g.u(std::size(lens))]));
+      };
+      Policy p;
+      p.action = PolicyAction::bypass;
+      p.priority = static_cast<std::uint32_t>(g.u(4));
+      p.sel.src = pick();
+      p.sel.dst = pick();
+      if (g.coin(30)) {
+        p.sel.proto = kProtoTcp;
+        p.sel.dport = PortRange{static_cast<std::uint16_t>(g.u(1000)), 1000};
+      } else if (g.coin(20)) {
+        p.sel.proto = kProtoUdp;
+      }
+      if (!validate_policy(p) || !seen.insert(p.sel.to_string()).second) continue;
+      pols.push_back(p);
+    }
+    pols = sorted_by_priority(pols);
+    auto cls = Classifier::build(pols, g.rng());
+    ASSERT_TRUE(cls);
+    const std::size_t groups = (*cls)->group_count(c.fam);
+    ASSERT_GT(groups, Classifier::kFilterMinGroups);
+    ASSERT_LE(groups, Classifier::kFilterGroups);
+    ASSERT_TRUE((*cls)->filtered(c.fam));
+    EXPECT_EQ((*cls)->filter_windows(c.fam), std::make_pair(c.window, c.window));
+    LinearSpd lin(pols);
+    std::size_t matched = 0;
+    for (std::size_t i = 0; i < 50000; ++i) {
+      const FlowTuple t = g.flow(pols);
+      const std::int32_t want = lin.lookup(t);
+      ASSERT_EQ((*cls)->lookup(t), want) << to_key(t).src.to_string() << " -> " << to_key(t).dst.to_string();
+      matched += want >= 0;
+    }
+    EXPECT_GT(matched, 10000u);  // the flows exercise matches, not only misses
+  }
+}
+
+TEST(Classifier, FewGroupsAreNotFiltered) {
+  Gen g(7);
+  std::vector<Policy> pols;
+  for (unsigned i = 0; i < 200; ++i) {
+    Policy p;
+    p.action = PolicyAction::discard;
+    p.sel.src = Gen::masked(IpAddress::v4(0xc0a80000u), 16);
+    p.sel.dst = Gen::masked(IpAddress::v4(0x0a000000u + (i << 8)), 24);
+    pols.push_back(p);
+  }
+  auto cls = Classifier::build(pols, 1);
+  ASSERT_TRUE(cls);
+  EXPECT_EQ((*cls)->group_count(Family::ipv4), 1u);
+  EXPECT_FALSE((*cls)->filtered(Family::ipv4));
+  FlowKey k{*IpAddress::parse("192.168.7.7"), *IpAddress::parse("10.0.5.9"), kProtoUdp, 1, 2};
+  EXPECT_EQ((*cls)->lookup(to_tuple(k)), 5);
 }
 
 // ------------------------------------------------------------- flow cache
