@@ -7,6 +7,10 @@ CYGNET_BUILD_PKGS=(
   python3-scapy tshark
   # end-to-end tests: a real kernel ESP peer in user-mode-linux, namespaces
   user-mode-linux kmod iproute2 tcpdump ethtool iputils-ping
+  # interop tests: strongSwan's charon as an IKEv2 + ESP peer (tests/interop/strongswan_peer.sh);
+  # the standard plugins (openssl, gcm) are only a Recommends, and install_missing skips those
+  strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins
+  libstrongswan-standard-plugins
 )
 
 # install_missing PKG...: apt-get update, then install, only if something is missing.

@@ -3,6 +3,9 @@
 #include "cp/ctl/ctl.h"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -887,6 +890,56 @@ int cmd_cores(Ctx& ctx, const Command&, const Parsed&) {
                      false, nullptr);
 }
 
+// ---- cygnet-ike (its control socket, cp/ike/daemon/daemon.h) -------------
+
+std::string ike_socket(const Ctx& ctx, const Parsed& p) {
+  if (const auto* c = p.get("control")) return *c;
+  return "/run/cygnet/ike-" + ctx.instance + ".sock";
+}
+
+int cmd_ike(Ctx& ctx, const Command& c, const Parsed& p) {
+  std::string line(c.path.substr(4));  // "ike initiate" -> "initiate"
+  if (line == "initiate" || line == "terminate" || line == "liveness") {
+    if (p.positional.size() != 1) return fail(ctx, usage("'" + std::string(c.path) + "' needs a connection name"));
+    line += " " + p.positional[0];
+  } else if (line == "list" && ctx.json) {
+    line += " json";
+  }
+  const std::string path = ike_socket(ctx, p);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  if (path.size() >= sizeof a.sun_path) return fail(ctx, usage("control socket path too long"));
+  std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    const int e = errno;
+    if (fd >= 0) ::close(fd);
+    return fail(ctx, Failure{kExitNotRunning, "cygnet-ike is not running (" + path + ": " + std::strerror(e) + ")"});
+  }
+  line += "\n";
+  (void)!::write(fd, line.data(), line.size());
+  std::string reply;
+  char buf[4096];
+  pollfd pf{fd, POLLIN, 0};
+  while (::poll(&pf, 1, static_cast<int>(ctx.timeout.count())) > 0) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    reply.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  const auto nl = reply.find('\n');
+  const std::string head = reply.substr(0, nl), body = nl == std::string::npos ? "" : reply.substr(nl + 1);
+  if (head == "ok") {
+    ctx.out << body;
+    return kExitOk;
+  }
+  if (head.starts_with("error: ")) {
+    ctx.err << "cygnetctl: cygnet-ike: " << head.substr(7) << "\n";
+    return kExitRefused;
+  }
+  return fail(ctx, Failure{kExitNotRunning, "cygnet-ike gave no answer on " + path});
+}
+
 #undef CTL_TRY
 
 const std::vector<Command>& commands() {
@@ -941,6 +994,21 @@ const std::vector<Command>& commands() {
        "usage: cygnetctl [--instance NAME] [--json] counters [--spi SPI --dir in|out --dst ADDR]\n"
        "Without an SA, all SAs. Drops are counted per named reason (dp/esp/drop.h).\n",
        {{"spi", true}, {"dir", true}, {"dst", true}}, 0, cmd_counters},
+      {"ike list", "cygnet-ike: IKE SAs and their Child SAs (state, algorithms, peers, SPIs)",
+       "usage: cygnetctl [--instance NAME] [--json] ike list [--control PATH]\n"
+       "Asks cygnet-ike over its control socket (default /run/cygnet/ike-INSTANCE.sock).\n",
+       {{"control", true}}, 0, cmd_ike},
+      {"ike initiate", "cygnet-ike: bring a connection up",
+       "usage: cygnetctl [--instance NAME] ike initiate CONNECTION [--control PATH]\n", {{"control", true}}, 1,
+       cmd_ike},
+      {"ike terminate", "cygnet-ike: take a connection down (Delete to the peer)",
+       "usage: cygnetctl [--instance NAME] ike terminate CONNECTION [--control PATH]\n", {{"control", true}}, 1,
+       cmd_ike},
+      {"ike liveness", "cygnet-ike: send a liveness check on a connection",
+       "usage: cygnetctl [--instance NAME] ike liveness CONNECTION [--control PATH]\n", {{"control", true}}, 1,
+       cmd_ike},
+      {"ike stats", "cygnet-ike: message and SA counters",
+       "usage: cygnetctl [--instance NAME] ike stats [--control PATH]\n", {{"control", true}}, 0, cmd_ike},
   };
   return k;
 }
@@ -1002,7 +1070,7 @@ int run(std::span<const std::string> args, std::ostream& out, std::ostream& err)
     }
   }
   if (cmd == nullptr) {
-    if ((rest[0] == "sa" || rest[0] == "policy") && (rest.size() < 2 || rest[1] == "--help" || rest[1] == "-h")) {
+    if ((rest[0] == "sa" || rest[0] == "policy" || rest[0] == "ike") && (rest.size() < 2 || rest[1] == "--help" || rest[1] == "-h")) {
       std::ostream& o = rest.size() < 2 ? err : out;
       for (const auto& c : commands())
         if (c.path.starts_with(rest[0] + " ")) o << c.help;

@@ -12,6 +12,10 @@
 #   The exception port (a tap) of the test config leads to $TS_NS_HOST, the
 #   gateway's own kernel, holding 192.0.2.1 and 10.1.0.1.
 #   The wire between the gateways is br0: captures are taken there.
+#   TS_PEER=charon: site B is strongSwan's charon instead (kernel-libipsec,
+#           tests/interop/strongswan_peer.sh), running in $TS_NS_WAN on br0
+#           itself (192.0.2.2, 02:00:00:00:02:02; 10.2.0.1 on lo), files in
+#           RUN_DIR/charon; ts_guest is then not available.
 #
 #   source tests/e2e/two_site.sh
 #   ts_up RUN_DIR CYGNET_DP [CONFIG]   CONFIG: a cygnet-dp config file, or
@@ -27,6 +31,8 @@
 TS_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=uml_peer.sh
 . "$TS_HERE/uml_peer.sh"
+# shellcheck source=../interop/strongswan_peer.sh
+. "$TS_HERE/../interop/strongswan_peer.sh"
 
 TS_ID=${TS_ID:-$$}
 TS_NS_DP=cyg-dp-$TS_ID
@@ -153,6 +159,17 @@ ts_up() {
     ip -n "$TS_NS_HOST" addr add 10.1.0.1/24 dev cyg-host
   fi
 
+  if [ "${TS_PEER:-uml}" = charon ]; then
+    ip -n "$TS_NS_WAN" link set br0 address 02:00:00:00:02:02
+    ip -n "$TS_NS_WAN" addr add 192.0.2.2/24 dev br0
+    ip -n "$TS_NS_WAN" addr add 10.2.0.1/32 dev lo
+    # As on the LAN side: no checksums left to an offload the veth never does.
+    ip netns exec "$TS_NS_WAN" ethtool -K br0 tx off >/dev/null
+    ip netns exec "$TS_NS_WAN" ethtool -K wan0 tx off >/dev/null
+    ss_charon_start "$TS_NS_WAN" "$run/charon" || return 1
+    ts_log "charon up"
+    return 0
+  fi
   uml_start "$run/uml" "$TS_NS_WAN" br0 192.0.2.2/24 02:00:00:00:02:02 2001:db8:ff::2/64 || return 1
   ts_guest "ip addr add 10.2.0.1/32 dev lo && ip -6 addr add 2001:db8:2::1/128 dev lo &&
     ip route add 10.1.0.0/24 via 192.0.2.1 && ip -6 route add 2001:db8:1::/64 dev \$UML_GUEST_IF" || return 1
@@ -233,6 +250,7 @@ ts_stop_dp() {
 
 ts_down() {
   uml_stop 2>/dev/null
+  [ -n "$TS_RUN" ] && [ -d "$TS_RUN/charon" ] && ss_charon_stop "$TS_RUN/charon" 2>/dev/null
   if [ -n "$TS_DP_PID" ]; then
     kill -TERM "$TS_DP_PID" 2>/dev/null
     for _ in $(seq 1 50); do kill -0 "$TS_DP_PID" 2>/dev/null || break; sleep 0.1; done

@@ -1,0 +1,51 @@
+// SA payloads from our suites, and the choice among the peer's proposals
+// (RFC 7296 sections 2.7 and 3.3).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+
+#include "cp/ike/engine/conn.h"
+#include "cp/ike/msg/msg.h"
+
+namespace cygnet::ike {
+
+// Initiator: one proposal per suite, numbered from 1. IKE proposals carry
+// `spi` (empty in IKE_SA_INIT), ESP proposals our inbound SPI.
+SaPayload ike_sa_payload(std::span<const IkeSuite> suites, const Bytes& spi = {});
+SaPayload esp_sa_payload(std::span<const EspSuite> suites, std::uint32_t spi);
+
+// Responder: the first of our suites (our preference) that one of the
+// peer's proposals allows, and that proposal's number. `group` narrows the
+// IKE choice to suites with that key exchange group (the one the peer's KE
+// payload used), when given.
+struct IkeChoice {
+  IkeSuite suite;
+  std::uint8_t number = 0;
+};
+std::optional<IkeChoice> select_ike(std::span<const IkeSuite> ours, const SaPayload& peer,
+                                    std::optional<KeGroup> group = {});
+struct EspChoice {
+  EspSuite suite;
+  std::uint8_t number = 0;
+  std::uint32_t peer_spi = 0;
+};
+// ESP proposals in IKE_AUTH may list key exchange transforms (PFS for later
+// rekeys); they are ignored there (RFC 7296 1.2: the first Child SA has no KE).
+std::optional<EspChoice> select_esp(std::span<const EspSuite> ours, const SaPayload& peer);
+
+// The responder's answer (one proposal, one transform of each type): the
+// one proposal we sent, the suite in it. The proposal itself.
+SaPayload ike_reply(const IkeChoice& c, const Bytes& spi = {});
+SaPayload esp_reply(const EspChoice& c, std::uint32_t our_spi);
+
+// Initiator: the responder's answer must be one proposal naming exactly one
+// of our suites.
+Result<IkeSuite> accept_ike_reply(std::span<const IkeSuite> ours, const SaPayload& reply);
+Result<EspChoice> accept_esp_reply(std::span<const EspSuite> ours, const SaPayload& reply);
+
+std::string to_string(const IkeSuite& s);
+std::string to_string(const EspSuite& s);
+
+}  // namespace cygnet::ike

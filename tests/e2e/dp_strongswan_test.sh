@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# The whole product against strongSwan: cygnet-ike negotiates with charon
+# (Debian 5.9.8, kernel-libipsec) through cygnet-dp's exception port and
+# pushes the Child SA into cygnet-dp over the shm rings; then traffic between
+# the inner networks flows through cygnet-dp's ESP on one side and charon's
+# userspace ESP on the other, both directions. Then the roles swap (charon
+# initiates), and a Delete from either side takes the SAs out of cygnet-dp.
+#
+#   dp_strongswan_test.sh BUILD_DIR
+set -uo pipefail
+
+BUILD=$(cd "${1:?usage: dp_strongswan_test.sh BUILD_DIR}" && pwd)
+HERE=$(cd "$(dirname "$0")" && pwd)
+export TS_CTL_BIN=$BUILD/cp/cygnetctl TS_PEER=charon
+[ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
+[ -x /usr/lib/ipsec/charon ] || { echo "FAIL: strongSwan is not installed (scripts/deps.sh installs it)"; exit 1; }
+# shellcheck source=two_site.sh
+. "$HERE/two_site.sh"
+RUN=$(mktemp -d /tmp/cygnet-e2e-ss.XXXXXX)
+IKE_PID=""
+stop_ike() {
+  [ -n "$IKE_PID" ] || return 0
+  kill -TERM "$IKE_PID" 2>/dev/null
+  wait "$IKE_PID" 2>/dev/null
+  IKE_PID=""
+}
+cleanup() {
+  stop_ike
+  if [ ${#FAILS[@]} -ne 0 ]; then
+    echo "--- cygnet-ike"; tail -40 "$RUN"/ike*.err 2>/dev/null
+    echo "--- cygnet-dp"; tail -20 "$RUN/dp.log" 2>/dev/null
+    echo "--- charon"; grep -E "IKE\]|CFG\]|ESP\]|KNL\]" "$RUN/charon/charon.log" 2>/dev/null | tail -40
+  fi
+  ts_down
+  [ "${KEEP:-0}" = 1 ] || rm -rf "$RUN"
+}
+trap cleanup EXIT
+FAILS=()
+check() {
+  local what=$1; shift
+  if "$@"; then echo "  ok   $what"; else echo "  FAIL $what"; FAILS+=("$what"); fi
+}
+PSK=0x6379676e65742d64702d73747261656e677468206f6620746865207475626521
+
+bash "$HERE/../../scripts/hugepages/hugepages.sh" reserve 256 >/dev/null || { echo "FAIL: hugepages"; exit 1; }
+ts_up "$RUN" "$BUILD/dp/app/cygnet-dp" || { echo "FAIL: topology did not come up"; exit 1; }
+export SS_LOCAL_ID=charon.cygnet.test SS_REMOTE_ID=gw.cygnet.test
+ss_write_conn "$RUN/charon" c1 192.0.2.2 192.0.2.1 10.2.0.1/32 10.1.0.0/24 \
+  aes128gcm16-prfsha256-x25519 aes128gcm16 "$PSK" >/dev/null && ss_load "$RUN/charon" >/dev/null
+check "charon loaded the connection" [ $? = 0 ]
+
+n=0
+# start_ike START: cygnet-ike in the gateway's host namespace (behind the
+# exception port), Child SAs into this cygnet-dp.
+start_ike() {
+  n=$((n + 1))
+  printf 'psks = ( { name = "c"; secret = "%s"; } );\n' "$PSK" > "$RUN/secrets.conf"
+  chmod 600 "$RUN/secrets.conf"
+  cat > "$RUN/ike$n.conf" <<CONF
+ike = { secrets = "secrets.conf"; dataplane_instance = "$TS_INSTANCE"; };
+connections = ( {
+  name = "charon"; local_addr = "192.0.2.1"; remote_addrs = "192.0.2.2";
+  local_id = "fqdn:gw.cygnet.test"; remote_id = "fqdn:charon.cygnet.test"; psk = "c";
+  local_ts = ( "10.1.0.0/24" ); remote_ts = ( "10.2.0.1/32" );
+  ike = ( "aes128gcm16-prfsha256-x25519" ); esp = ( "aes128gcm16" );
+  start = "$1";
+} );
+CONF
+  ip netns exec "$TS_NS_HOST" "$BUILD/cp/ike/daemon/cygnet-ike" -c "$RUN/ike$n.conf" --control "$RUN/ike.sock" \
+    >"$RUN/ike$n.out" 2>"$RUN/ike$n.err" &
+  IKE_PID=$!
+  for _ in $(seq 50); do [ -S "$RUN/ike.sock" ] && return 0; sleep 0.1; done
+  return 1
+}
+dp_sas() { ts_ctl --json sa list 2>/dev/null | /usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin)))' 2>/dev/null; }
+# traffic LABEL: pings both ways through the tunnel, counters on both sides.
+traffic() {
+  local label=$1 got
+  got=$(ts_lan ping -c 10 -i 0.1 -W 2 10.2.0.1 | sed -n 's/.* \([0-9]*\) received.*/\1/p')
+  check "$label: ping 10.1.0.2 -> 10.2.0.1 through cygnet-dp and charon ($got/10)" [ "${got:-0}" -ge 9 ]
+  got=$(ip netns exec "$TS_NS_WAN" ping -c 10 -i 0.1 -W 2 -I 10.2.0.1 10.1.0.2 | sed -n 's/.* \([0-9]*\) received.*/\1/p')
+  check "$label: ping 10.2.0.1 -> 10.1.0.2, charon's side first ($got/10)" [ "${got:-0}" -ge 9 ]
+  local bin
+  bin=$(ss_child_counter "$RUN/charon" c1 net packets-in)
+  check "$label: charon decrypted what cygnet-dp sent ($bin packets in)" [ "${bin:-0}" -ge 18 ]
+  check "$label: cygnet-dp counts packets on both SAs" bash -c "'$TS_CTL_BIN' --instance '$TS_INSTANCE' --json sa list |
+    /usr/bin/python3 -c 'import json,sys; sas=json.load(sys.stdin); assert len(sas)==2 and all(s[\"packets\"] >= 18 for s in sas), sas'"
+}
+
+# 1. cygnet-ike initiates on start.
+start_ike start || FAILS+=("cygnet-ike starts")
+check "charon: IKE SA ESTABLISHED, CHILD SA INSTALLED" ss_wait_sa "$RUN/charon" c1 net 30
+for _ in $(seq 50); do [ "$(dp_sas)" = 2 ] && break; sleep 0.1; done
+check "cygnet-dp has the two negotiated SAs" [ "$(dp_sas)" = 2 ]
+traffic "cygnet-ike initiator"
+"$TS_CTL_BIN" ike terminate charon --control "$RUN/ike.sock" >/dev/null
+check "Delete from cygnet-ike: charon removed its SA" ss_wait_no_sa "$RUN/charon" c1 10
+for _ in $(seq 50); do [ "$(dp_sas)" = 0 ] && break; sleep 0.1; done
+check "Delete from cygnet-ike: cygnet-dp has no SA left" [ "$(dp_sas)" = 0 ]
+stop_ike
+rm -f "$RUN/ike.sock"
+
+# 2. charon initiates; cygnet-ike answers.
+start_ike none || FAILS+=("cygnet-ike restarts")
+ss_initiate "$RUN/charon" c1 net 30 >/dev/null
+check "charon initiated: IKE SA ESTABLISHED, CHILD SA INSTALLED" ss_wait_sa "$RUN/charon" c1 net 30
+for _ in $(seq 50); do [ "$(dp_sas)" = 2 ] && break; sleep 0.1; done
+check "cygnet-dp has the two negotiated SAs" [ "$(dp_sas)" = 2 ]
+traffic "cygnet-ike responder"
+ss_terminate "$RUN/charon" c1 10 >/dev/null
+for _ in $(seq 50); do [ "$(dp_sas)" = 0 ] && break; sleep 0.1; done
+check "Delete from charon: cygnet-dp has no SA left" [ "$(dp_sas)" = 0 ]
+stop_ike
+
+if [ ${#FAILS[@]} -eq 0 ]; then echo "PASS: cygnet-dp + cygnet-ike against strongSwan"; exit 0; fi
+echo "FAIL: ${FAILS[*]}"
+exit 1
