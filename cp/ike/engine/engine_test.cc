@@ -581,6 +581,40 @@ TEST(Engine, LowOrderCurve25519KeyIsRefused) {
   EXPECT_EQ(find_payload<NotifyPayload>(r.value())->type, NotifyType::invalid_syntax);
 }
 
+// KE data of the wrong length for its group, and an ECP point off the
+// curve: INVALID_SYNTAX, no state (RFC 6989).
+TEST(Engine, BadKePayloadsAreRefused) {
+  for (int variant = 0; variant < 2; ++variant) {
+    Connection ca = site(true), cb = site(false);
+    const IkeSuite ecp{EncrId::aes_gcm_16, 128, IntegId::none, PrfId::hmac_sha2_256, KeGroup::ecp256};
+    ca.ike = cb.ike = {ecp};
+    Pair p(config(ca), config(cb));
+    ASSERT_TRUE(p.a->initiate("to-b", p.now));
+    Packet req = p.wa.out.front();
+    p.wa.out.clear();
+    auto m = decode(req.data);
+    ASSERT_TRUE(m);
+    for (auto& pl : m->payloads) {
+      auto* ke = std::get_if<KePayload>(&pl);
+      if (ke == nullptr) continue;
+      if (variant == 0) {
+        ke->data.pop_back();  // 63 bytes for a 64-byte group
+      } else {
+        ke->data[63] ^= 1;  // y no longer on the curve
+      }
+    }
+    auto bytes = encode(m.value());
+    ASSERT_TRUE(bytes);
+    p.b->on_datagram(req.to, req.from, *bytes, p.now);
+    EXPECT_TRUE(p.b->ike_sas().empty()) << variant;
+    EXPECT_EQ(p.b->half_open(), 0u);
+    ASSERT_EQ(p.wb.out.size(), 1u);
+    auto r = decode(p.wb.out.front().data);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(find_payload<NotifyPayload>(r.value())->type, NotifyType::invalid_syntax) << variant;
+  }
+}
+
 TEST(Engine, HalfOpenFloodStillAnswersALegitimatePeer) {
   IkeConfig cb = config(site(false));
   cb.cookie_threshold = 50;
@@ -605,8 +639,8 @@ TEST(Engine, HalfOpenFloodStillAnswersALegitimatePeer) {
   EXPECT_EQ(p.b->stats().cookies_sent, 450u);
   ASSERT_TRUE(p.a->initiate("to-b", p.now));
   p.pump();
-  EXPECT_TRUE(std::any_of(p.a->ike_sas().begin(), p.a->ike_sas().end(),
-                          [](const IkeSaInfo& s) { return s.state == IkeState::established; }))
+  const auto sas = p.a->ike_sas();
+  EXPECT_TRUE(std::any_of(sas.begin(), sas.end(), [](const IkeSaInfo& s) { return s.state == IkeState::established; }))
       << p.logs();
   EXPECT_EQ(p.ba.installed.size(), 1u);
 }
