@@ -994,7 +994,7 @@ const std::vector<Command>& commands() {
        "usage: cygnetctl [--instance NAME] [--json] counters [--spi SPI --dir in|out --dst ADDR]\n"
        "Without an SA, all SAs. Drops are counted per named reason (dp/esp/drop.h).\n",
        {{"spi", true}, {"dir", true}, {"dst", true}}, 0, cmd_counters},
-      {"ike list", "cygnet-ike: IKE SAs and their Child SAs (state, algorithms, peers, SPIs)",
+      {"ike list", "cygnet-ike: IKE SAs, their Child SAs (state, algorithms, peers, SPIs, counters) and traps",
        "usage: cygnetctl [--instance NAME] [--json] ike list [--control PATH]\n"
        "Asks cygnet-ike over its control socket (default /run/cygnet/ike-INSTANCE.sock).\n",
        {{"control", true}}, 0, cmd_ike},
@@ -1007,6 +1007,12 @@ const std::vector<Command>& commands() {
       {"ike liveness", "cygnet-ike: send a liveness check on a connection",
        "usage: cygnetctl [--instance NAME] ike liveness CONNECTION [--control PATH]\n", {{"control", true}}, 1,
        cmd_ike},
+      {"ike load", "cygnet-ike: read its configuration and secrets again",
+       "usage: cygnetctl [--instance NAME] ike load [--control PATH]\n"
+       "cygnet-ike re-reads the files it was started with. Unchanged connections keep their SAs;\n"
+       "changed and removed ones are deleted; new and changed ones start as their `start` says.\n"
+       "A configuration with an error is refused and the running one stays.\n",
+       {{"control", true}}, 0, cmd_ike},
       {"ike stats", "cygnet-ike: message and SA counters",
        "usage: cygnetctl [--instance NAME] ike stats [--control PATH]\n", {{"control", true}}, 0, cmd_ike},
   };

@@ -67,12 +67,17 @@ connections = ( {
 } );
 CONF
   ip netns exec "$TS_NS_HOST" "$BUILD/cp/ike/daemon/cygnet-ike" -c "$RUN/ike$n.conf" --control "$RUN/ike.sock" \
-    >"$RUN/ike$n.out" 2>"$RUN/ike$n.err" &
+    --state "$RUN/ike.state" >"$RUN/ike$n.out" 2>"$RUN/ike$n.err" &
   IKE_PID=$!
   for _ in $(seq 50); do [ -S "$RUN/ike.sock" ] && return 0; sleep 0.1; done
   return 1
 }
 dp_sas() { ts_ctl --json sa list 2>/dev/null | /usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin)))' 2>/dev/null; }
+dp_policies() {  # ACTION: how many outbound policies of that action cygnet-dp has
+  ts_ctl --json policy list 2>/dev/null | /usr/bin/python3 -c '
+import json, sys
+print(sum(1 for p in json.load(sys.stdin) if p.get("action") == sys.argv[1]))' "$1" 2>/dev/null
+}
 # traffic LABEL: pings both ways through the tunnel, counters on both sides.
 traffic() {
   local label=$1 got
@@ -111,6 +116,41 @@ ss_terminate "$RUN/charon" c1 10 >/dev/null
 for _ in $(seq 50); do [ "$(dp_sas)" = 0 ] && break; sleep 0.1; done
 check "Delete from charon: cygnet-dp has no SA left" [ "$(dp_sas)" = 0 ]
 stop_ike
+rm -f "$RUN/ike.sock"
+
+# 3. start = trap: cygnet-dp's ACQUIRE for the first packet starts it.
+start_ike trap || FAILS+=("cygnet-ike with a trap")
+for _ in $(seq 50); do [ "$(dp_policies trap)" = 1 ] && break; sleep 0.1; done
+check "trap: cygnet-dp has the trap policy and no SA" [ "$(dp_policies trap)" = 1 ] && [ "$(dp_sas)" = 0 ]
+ts_lan ping -c 3 -i 0.3 -W 1 10.2.0.1 >/dev/null  # the first packets raise the ACQUIRE
+check "trap: the ACQUIRE made cygnet-ike initiate" ss_wait_sa "$RUN/charon" c1 net 30
+for _ in $(seq 50); do [ "$(dp_sas)" = 2 ] && break; sleep 0.1; done
+check "trap: the Child SA's policy took the trap's place" [ "$(dp_policies trap)" = 0 ] && [ "$(dp_sas)" = 2 ]
+grep -q 'ACQUIRE (reqid' "$RUN/ike$n.err"
+check "trap: cygnet-ike logged the ACQUIRE" [ $? = 0 ]
+traffic "trap"
+list=$("$TS_CTL_BIN" ike list --control "$RUN/ike.sock")
+echo "$list" | grep -Eq 'in: [1-9][0-9]+ packets, [0-9]+ bytes; out: [1-9][0-9]+ packets'
+check "ike list: the Child SA's counters from cygnet-dp" [ $? = 0 ]
+
+# 4. cygnet-ike dies (SIGKILL): its SAs stay in cygnet-dp with keys no IKE
+# SA knows. The next cygnet-ike removes them before it starts anew.
+kill -KILL "$IKE_PID"; wait "$IKE_PID" 2>/dev/null; IKE_PID=""
+rm -f "$RUN/ike.sock"
+check "crash: the orphaned SAs are still in cygnet-dp" [ "$(dp_sas)" = 2 ]
+start_ike trap || FAILS+=("cygnet-ike after a crash")
+for _ in $(seq 50); do [ "$(dp_policies trap)" = 1 ] && break; sleep 0.1; done
+grep -q 'removed 4 SAs and policies an earlier cygnet-ike left' "$RUN/ike$n.err"
+check "restart: the leftovers were removed (2 SAs, 2 policies)" [ $? = 0 ]
+check "restart: cygnet-dp has the trap again and no SA" [ "$(dp_policies trap)" = 1 ] && [ "$(dp_sas)" = 0 ]
+ts_lan ping -c 3 -i 0.3 -W 1 10.2.0.1 >/dev/null
+for _ in $(seq 100); do [ "$(dp_sas)" = 2 ] && break; sleep 0.1; done
+check "restart: traffic negotiates a new Child SA" [ "$(dp_sas)" = 2 ]
+got=$(ts_lan ping -c 10 -i 0.1 -W 2 10.2.0.1 | sed -n 's/.* \([0-9]*\) received.*/\1/p')
+check "restart: ping through the new SAs ($got/10)" [ "${got:-0}" -ge 9 ]
+stop_ike
+for _ in $(seq 50); do [ "$(dp_sas)" = 0 ] && break; sleep 0.1; done
+check "SIGTERM: cygnet-ike removed its SAs and its trap" [ "$(dp_sas)" = 0 ] && [ "$(dp_policies trap)" = 0 ]
 
 if [ ${#FAILS[@]} -eq 0 ]; then echo "PASS: cygnet-dp + cygnet-ike against strongSwan"; exit 0; fi
 echo "FAIL: ${FAILS[*]}"

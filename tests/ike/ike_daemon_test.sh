@@ -43,7 +43,8 @@ for n in "$na" "$nb"; do ip -n "$n" link set lo up; done
 ip -n "$na" link set "cia$id" up
 ip -n "$nb" link set "cib$id" up
 
-# conf SIDE PSK: a config for side a (initiator) or b.
+# conf SIDE PSK [MORE]: a config for side a (initiator) or b; MORE is
+# appended to the connection list.
 conf() {
   local side=$1 psk=$2 l r ln rn li ri
   if [ "$side" = a ]; then l=192.0.2.1 r=192.0.2.2 ln=10.1.0.0/16 rn=10.2.0.0/16 li=a.example ri=b.example
@@ -58,7 +59,7 @@ connections = ( {
   ike = ( "aes256gcm16-prfsha384-ecp384", "aes128gcm16-prfsha256-x25519" );
   esp = ( "aes128-sha256", "aes128gcm16" );
   local_ts = ( "$ln" ); remote_ts = ( "$rn" ); force_encap = true;
-} );
+}${3:-} );
 CONF
 }
 
@@ -136,6 +137,46 @@ if grep -q 'child-sa install' "$dir/a.out" "$dir/b.out"; then bad "wrong PSK: no
 else ok "wrong PSK: nothing installed"; fi
 if [ -z "$(c a ike list)" ] && [ -z "$(c b ike list)" ]; then ok "wrong PSK: no IKE SA left"
 else bad "wrong PSK: no IKE SA left"; fi
+
+# cygnetctl ike load: the same PSK on both sides now, read again without
+# a restart; then a new connection with start = trap; then a broken file.
+conf a "a shared secret of some length"
+conf b "a shared secret of some length"
+la=$(c a ike load); lb=$(c b ike load)
+if echo "$la" | grep -q 'loaded: 1 connections: 0 added, 0 changed, 0 removed, 1 unchanged' &&
+   echo "$lb" | grep -q '1 unchanged'; then ok "ike load: the new secrets are read"
+else bad "ike load: $la / $lb"; fi
+c a ike initiate peer >/dev/null
+if wait_for a "peer: established" && wait_for b "peer: established"; then ok "ike load: the new PSK authenticates"
+else bad "ike load: the new PSK authenticates"; fi
+conf a "a shared secret of some length" ', {
+  name = "ondemand"; local_addr = "192.0.2.1"; remote_addrs = "192.0.2.2"; psk = "ab";
+  ike = ( "aes128gcm16-prfsha256-x25519" ); esp = ( "aes128gcm16" );
+  local_ts = ( "10.1.0.0/16" ); remote_ts = ( "10.3.0.0/16" ); start = "trap";
+}'
+la=$(c a ike load)
+for _ in $(seq 20); do grep -q 'trap install conn=ondemand' "$dir/a.out" && break; sleep 0.1; done
+if echo "$la" | grep -q '2 connections: 1 added, 0 changed, 0 removed, 1 unchanged' &&
+   grep -q 'trap install conn=ondemand reqid=[0-9]* policies=1 \[10.1.0.0/16 -> 10.3.0.0/16' "$dir/a.out" &&
+   c a ike list | grep -q '^ondemand: trap, reqid' && wait_for a "peer: established"; then
+  ok "ike load: a trap connection added, the unchanged one kept its IKE SA"
+else bad "ike load with a trap: $la"; grep trap "$dir/a.out"; fi
+cp "$dir/a.conf" "$dir/a.conf.good"
+echo 'connections = ( { name = "x"; local_addr = "not an address"; } );' > "$dir/a.conf"
+la=$(c a ike load 2>&1); rc=$?
+if [ "$rc" != 0 ] && echo "$la" | grep -q 'a.conf:1' && echo "$la" | grep -q 'running configuration is unchanged' &&
+   wait_for a "peer: established"; then ok "ike load: a broken file is refused, the SAs stay"
+else bad "ike load of a broken file: rc=$rc $la"; fi
+cp "$dir/a.conf.good" "$dir/a.conf"
+conf a "a shared secret of some length"
+la=$(c a ike load)
+for _ in $(seq 20); do grep -q 'trap remove conn=ondemand' "$dir/a.out" && break; sleep 0.1; done
+if echo "$la" | grep -q '1 connections: 0 added, 0 changed, 1 removed, 1 unchanged' &&
+   grep -q 'trap remove conn=ondemand' "$dir/a.out"; then ok "ike load: the trap connection removed"
+else bad "ike load removing the trap: $la"; fi
+kill -TERM "$pid_a" "$pid_b"
+wait "$pid_a" "$pid_b"
+pids=()
 
 # A secrets file others can read is refused with a clear error.
 chmod 644 "$dir/a-secrets.conf"

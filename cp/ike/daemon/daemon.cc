@@ -75,6 +75,17 @@ class LogBackend : public Backend {
               << " out=" << hex32(c.outbound.spi) << std::endl;
     return {};
   }
+  Result<void> install_trap(const TrapSpec& t) override {
+    std::ostringstream o;
+    o << "trap install conn=" << t.connection << " reqid=" << t.reqid << " policies=" << t.policies.size();
+    for (const Policy& p : t.policies) o << " [" << p.sel.to_string() << "]";
+    std::cout << o.str() << std::endl;
+    return {};
+  }
+  Result<void> remove_trap(const TrapSpec& t) override {
+    std::cout << "trap remove conn=" << t.connection << " reqid=" << t.reqid << std::endl;
+    return {};
+  }
 
  private:
   bool keys_;
@@ -251,7 +262,7 @@ Result<int> open_control(const std::string& path) {
   return fd;
 }
 
-void serve_control(int lfd, Engine& e) {
+void serve_control(int lfd, Control& e) {
   for (;;) {
     const int c = ::accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
     if (c < 0) return;
@@ -287,7 +298,18 @@ std::string json_str(std::string_view s) {
 
 }  // namespace
 
-std::string control_answer(Engine& e, std::string_view line, std::uint64_t now) {
+static std::string usage_text(Backend* b, std::uint32_t spi, Direction dir, const IpAddress& dst, bool json) {
+  const std::optional<SaUsage> u = b != nullptr ? b->usage(spi, dir, dst) : std::nullopt;
+  if (json) {
+    if (!u) return "null";
+    return "{\"packets\":" + std::to_string(u->packets) + ",\"bytes\":" + std::to_string(u->bytes) + "}";
+  }
+  if (!u) return "-";
+  return std::to_string(u->packets) + " packets, " + std::to_string(u->bytes) + " bytes";
+}
+
+std::string control_answer(Control& ctl, std::string_view line, std::uint64_t now) {
+  Engine& e = ctl.engine;
   std::string cmd(line.substr(0, line.find(' ')));
   std::string arg = line.find(' ') == std::string_view::npos ? "" : std::string(line.substr(line.find(' ') + 1));
   auto result = [](const Result<void>& r, const std::string& ok) {
@@ -296,6 +318,14 @@ std::string control_answer(Engine& e, std::string_view line, std::uint64_t now) 
   if (cmd == "initiate") return result(e.initiate(arg, now), "initiating " + arg);
   if (cmd == "terminate") return result(e.terminate(arg, now), "terminating " + arg);
   if (cmd == "liveness") return result(e.check_liveness(arg, now), "liveness check sent on " + arg);
+  if (cmd == "load") {
+    if (!ctl.load) return "error: this daemon cannot reload its configuration\n";
+    auto c = ctl.load();
+    if (!c) return "error: " + c.error().message + " (the running configuration is unchanged)\n";
+    auto r = e.reload(std::move(*c), now);
+    if (!r) return "error: " + r.error().message + "\n";
+    return "ok\nloaded: " + *r + "\n";
+  }
   if (cmd == "stats") {
     const EngineStats& s = e.stats();
     std::ostringstream o;
@@ -331,7 +361,8 @@ std::string control_answer(Engine& e, std::string_view line, std::uint64_t now) 
           for (std::size_t i = 0; i < c.local_ts.size(); ++i) o << (i ? "," : "") << json_str(to_string(c.local_ts[i]));
           o << "],\"remote_ts\":[";
           for (std::size_t i = 0; i < c.remote_ts.size(); ++i) o << (i ? "," : "") << json_str(to_string(c.remote_ts[i]));
-          o << "]}";
+          o << "],\"in\":" << usage_text(ctl.backend, c.spi_in, Direction::in, s.local.addr, true)
+            << ",\"out\":" << usage_text(ctl.backend, c.spi_out, Direction::out, s.remote.addr, true) << "}";
           cf = false;
         }
         o << "]}";
@@ -347,15 +378,22 @@ std::string control_answer(Engine& e, std::string_view line, std::uint64_t now) 
           for (const TsRange& t : c.local_ts) o << to_string(t) << " ";
           o << "=== ";
           for (const TsRange& t : c.remote_ts) o << to_string(t) << " ";
-          o << "\n";
+          o << "\n    in: " << usage_text(ctl.backend, c.spi_in, Direction::in, s.local.addr, false)
+            << "; out: " << usage_text(ctl.backend, c.spi_out, Direction::out, s.remote.addr, false) << "\n";
         }
       }
       first = false;
     }
-    if (json) o << "]\n";
+    if (json) {
+      o << "]\n";
+    } else {
+      for (const Engine::TrapInfo& t : e.traps()) {
+        o << t.connection << ": trap, reqid " << t.reqid << ", " << t.policies << " policies\n";
+      }
+    }
     return o.str();
   }
-  return "error: unknown command '" + cmd + "' (initiate, terminate, liveness, list [json], stats)\n";
+  return "error: unknown command '" + cmd + "' (initiate, terminate, liveness, list [json], stats, load)\n";
 }
 
 int run_daemon(const DaemonOptions& opt, std::atomic<bool>* stop) {
@@ -374,13 +412,25 @@ int run_daemon(const DaemonOptions& opt, std::atomic<bool>* stop) {
   if (opt.backend == "log") {
     backend = std::make_unique<LogBackend>(opt.log_keys);
   } else if (opt.backend == "shm") {
-    auto b = ShmBackend::attach(cfg->dataplane_instance);
+    ShmBackend::Options so;
+    so.state_path = opt.state_path.empty() ? "/run/cygnet/ike-" + cfg->dataplane_instance + ".state" : opt.state_path;
+    if (auto d = so.state_path.rfind('/'); d != std::string::npos && d > 0) {
+      ::mkdir(so.state_path.substr(0, d).c_str(), 0750);  // as for the control socket
+    }
+    auto b = ShmBackend::attach(cfg->dataplane_instance, so);
     if (!b) {
       say(b.error().message);
       return 1;
     }
     shm = b->get();
     backend = std::move(*b);
+    // What an earlier cygnet-ike left in this cygnet-dp has no keys behind it any more.
+    auto left = shm->remove_leftovers();
+    if (!left) {
+      say("removing what an earlier cygnet-ike installed: " + left.error().message);
+    } else if (*left > 0) {
+      say("removed " + std::to_string(*left) + " SAs and policies an earlier cygnet-ike left in cygnet-dp");
+    }
   } else {
     say("unknown backend '" + opt.backend + "' (shm, log)");
     return 2;
@@ -408,16 +458,19 @@ int run_daemon(const DaemonOptions& opt, std::atomic<bool>* stop) {
     say(lfd.error().message);
     return 1;
   }
-  std::vector<std::string> start;
-  for (const Connection& c : cfg->connections) {
-    if (c.start == StartAction::start) start.push_back(c.name);
-  }
   Engine engine(std::move(*cfg), *backend, udp, [&](std::string_view s) { say(std::string(s)); });
   say("ready: " + std::to_string(engine.config().connections.size()) + " connections, control " + control +
       ", backend " + opt.backend);
-  for (const std::string& n : start) {
-    if (auto r = engine.initiate(n, now_ms()); !r) say(r.error().message);
-  }
+  (void)engine.start(now_ms());  // each problem is logged
+  Control ctl{engine, backend.get(), [&]() -> Result<IkeConfig> {
+                std::vector<std::string> w;
+                cfg::IkeLoadOptions again;
+                again.secrets_path = opt.secrets_path;
+                again.warnings = &w;
+                auto c = cfg::load_ike_file(opt.config_path, again);
+                for (const auto& x : w) say("warning: " + x);
+                return c;
+              }};
   std::vector<pollfd> fds;
   for (const Sock& s : udp.sockets()) fds.push_back(pollfd{s.fd, POLLIN, 0});
   fds.push_back(pollfd{*lfd, POLLIN, 0});
@@ -429,8 +482,12 @@ int run_daemon(const DaemonOptions& opt, std::atomic<bool>* stop) {
     for (std::size_t i = 0; i + 1 < fds.size(); ++i) {
       if (fds[i].revents & POLLIN) udp.drain(i, engine);
     }
-    if (fds.back().revents & POLLIN) serve_control(*lfd, engine);
+    if (fds.back().revents & POLLIN) serve_control(*lfd, ctl);
     const std::uint64_t now = now_ms();
+    if (shm != nullptr) {
+      for (std::uint32_t reqid : shm->take_acquires()) engine.on_acquire(reqid, now);
+      for (const std::string& w : shm->take_warnings()) say("warning: " + w);
+    }
     engine.tick(now);
     if (shm != nullptr && now - last_resync >= 1000) {
       last_resync = now;

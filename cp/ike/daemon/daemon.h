@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,14 +18,24 @@ struct DaemonOptions {
   std::string secrets_path;  // overrides the config's ike.secrets
   std::string backend = "shm";  // shm (cygnet-dp) | log (print Child SAs, install nothing)
   std::string control_path;     // default /run/cygnet/ike-<instance>.sock
+  std::string state_path;       // default /run/cygnet/ike-<instance>.state (shm backend; docs/ike.md "Restarts")
   bool log_keys = false;        // debug: print negotiated keys (never by default)
   bool verbose = false;
 };
 
+// What the control socket acts on.
+struct Control {
+  Engine& engine;
+  Backend* backend = nullptr;  // the dataplane's SA counters in "list"
+  // Reads the configuration again (files named at start), for "load".
+  std::function<Result<IkeConfig>()> load;
+};
+
 // The control protocol: one line in ("initiate NAME", "terminate NAME",
-// "liveness NAME", "list", "list json", "stats"), the answer out: "ok" or
-// "error: ..." first, then the text; the server closes the connection.
-std::string control_answer(Engine& e, std::string_view line, std::uint64_t now_ms);
+// "liveness NAME", "list", "list json", "stats", "load"), the answer out:
+// "ok" or "error: ..." first, then the text; the server closes the
+// connection.
+std::string control_answer(Control& ctl, std::string_view line, std::uint64_t now_ms);
 
 // Runs until *stop is set (SIGTERM/SIGINT). Returns the exit status.
 int run_daemon(const DaemonOptions& opt, std::atomic<bool>* stop);

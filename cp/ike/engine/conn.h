@@ -85,6 +85,7 @@ struct Connection {
   std::uint32_t ike_lifetime_s = 14400;
   std::uint32_t child_lifetime_s = 3600;
   std::uint32_t dpd_s = 0;  // liveness check interval; 0: none
+  bool operator==(const Connection&) const = default;
 };
 
 // The PSKs, by reference (Connection::psk_ref).

@@ -15,6 +15,19 @@ namespace {
 
 constexpr std::size_t kNonceLen = 32;
 constexpr unsigned kMaxInitRetries = 3;  // COOKIE and INVALID_KE_PAYLOAD rounds
+// Trap policies rank below the Child SAs' protect policies (lower wins), so
+// a narrowed Child SA's policy inside a trap's range is the one that matches.
+constexpr std::uint32_t kTrapPriority = 1100;
+
+const Connection* find_connection_in(const std::vector<Connection>& v, std::string_view name) {
+  for (const Connection& c : v) {
+    if (c.name == name) return &c;
+  }
+  return nullptr;
+}
+const Connection* find_connection(const IkeConfig& cfg, std::string_view name) {
+  return find_connection_in(cfg.connections, name);
+}
 
 using Spi8 = std::array<std::uint8_t, 8>;
 
@@ -176,6 +189,7 @@ Engine::Engine(IkeConfig cfg, Backend& backend, Transport& transport, Log log)
 
 Engine::~Engine() {
   for (auto& [spi, sa] : sas_) remove_children(*sa);
+  while (!traps_.empty()) remove_trap(traps_.begin()->first);
 }
 
 void Engine::log(std::string_view s) const {
@@ -926,27 +940,31 @@ void Engine::reap() {
 
 // ---------------------------------------------------------------- INFORMATIONAL
 
+void Engine::delete_ike_sa(IkeSa& sa, std::uint64_t now_ms) {
+  if (sa.state != IkeState::established) {
+    kill(sa, "terminated");
+    return;
+  }
+  DeletePayload d;
+  d.protocol = Protocol::ike;
+  d.spi_size = 0;
+  const Payload p = d;
+  auto out = seal(sa, ExchangeType::informational, false, sa.next_mid, std::span<const Payload>(&p, 1));
+  if (!out) {
+    kill(sa, out.error().message);
+    return;
+  }
+  sa.state = IkeState::deleting;
+  remove_children(sa);  // stop using the keys now; the peer removes its side on our Delete
+  send_request(sa, std::move(*out), now_ms);
+}
+
 Result<void> Engine::terminate(std::string_view name, std::uint64_t now_ms) {
   bool any = false;
   for (auto& [spi, sa] : sas_) {
     if (sa->conn == nullptr || sa->conn->name != name || sa->state == IkeState::dead) continue;
     any = true;
-    if (sa->state != IkeState::established) {
-      kill(*sa, "terminated");
-      continue;
-    }
-    DeletePayload d;
-    d.protocol = Protocol::ike;
-    d.spi_size = 0;
-    const Payload p = d;
-    auto out = seal(*sa, ExchangeType::informational, false, sa->next_mid, std::span<const Payload>(&p, 1));
-    if (!out) {
-      kill(*sa, out.error().message);
-      continue;
-    }
-    sa->state = IkeState::deleting;
-    remove_children(*sa);  // stop using the keys now; the peer removes its side on our Delete
-    send_request(*sa, std::move(*out), now_ms);
+    delete_ike_sa(*sa, now_ms);
   }
   reap();
   if (!any) return make_error("connection '" + std::string(name) + "' has no IKE SA");
@@ -966,8 +984,157 @@ Result<void> Engine::check_liveness(std::string_view name, std::uint64_t now_ms)
 }
 
 void Engine::on_acquire(std::uint32_t reqid, std::uint64_t now_ms) {
-  (void)reqid;
-  (void)now_ms;  // trap policies are not installed yet (docs/ike.md)
+  // The trap's reqid, or that of a Child SA of a trapped connection (its
+  // protect policy raises ACQUIREs while it has no SA).
+  const Connection* conn = nullptr;
+  for (const auto& [name, t] : traps_) {
+    if (t.reqid == reqid) conn = find_connection(cfg_, name);
+  }
+  for (const auto& [spi, sa] : sas_) {
+    if (conn != nullptr) break;
+    for (const auto& c : sa->children) {
+      if (c.info.reqid == reqid && sa->conn != nullptr && traps_.count(sa->conn->name) != 0) conn = sa->conn;
+    }
+  }
+  if (conn == nullptr) {
+    log("ACQUIRE for reqid " + std::to_string(reqid) + ": no trapped connection has it; ignored");
+    return;
+  }
+  for (const auto& [spi, sa] : sas_) {
+    if (sa->conn == conn && sa->state != IkeState::dead && sa->state != IkeState::deleting) return;  // up or on the way
+  }
+  log(conn->name + ": ACQUIRE (reqid " + std::to_string(reqid) + "), initiating");
+  if (auto r = initiate(conn->name, now_ms); !r) log(conn->name + ": " + r.error().message);
+}
+
+// ---------------------------------------------------------------- start, traps, reload
+
+Result<void> Engine::install_trap(const Connection& c) {
+  if (traps_.count(c.name) != 0) return {};
+  std::vector<TsRange> local, remote;
+  for (const TsConfig& t : c.local_ts) local.push_back(ts_from_config(t));
+  for (const TsConfig& t : c.remote_ts) remote.push_back(ts_from_config(t));
+  if (local.empty()) local.push_back(ts_host(c.local_addr));
+  if (remote.empty()) {
+    if (c.remote_addrs.empty()) return make_error("connection '" + c.name + "': no remote address to trap traffic to");
+    remote.push_back(ts_host(c.remote_addrs[0].addr));
+  }
+  TrapSpec t;
+  t.connection = c.name;
+  t.reqid = next_reqid_++;
+  for (const Selector& s : to_selectors(local, remote)) {
+    Policy p;
+    p.priority = kTrapPriority;
+    p.dir = PolicyDir::out;
+    p.action = PolicyAction::trap;
+    p.reqid = t.reqid;
+    p.sel = s;
+    t.policies.push_back(p);
+  }
+  if (t.policies.empty()) {
+    return make_error("connection '" + c.name + "': its local and remote traffic selectors share no address family");
+  }
+  if (auto r = backend_.install_trap(t); !r) {
+    return make_error("connection '" + c.name + "': trap policies: " + r.error().message);
+  }
+  log(c.name + ": trap policies installed (reqid " + std::to_string(t.reqid) + ", " +
+      std::to_string(t.policies.size()) + " policies)");
+  traps_.emplace(c.name, std::move(t));
+  return {};
+}
+
+void Engine::remove_trap(const std::string& connection) {
+  auto it = traps_.find(connection);
+  if (it == traps_.end()) return;
+  if (auto r = backend_.remove_trap(it->second); !r) log(connection + ": removing the trap policies: " + r.error().message);
+  traps_.erase(it);
+}
+
+Result<void> Engine::start_one(const Connection& c, std::uint64_t now_ms) {
+  switch (c.start) {
+    case StartAction::none: return {};
+    case StartAction::start: return initiate(c.name, now_ms);
+    case StartAction::trap: return install_trap(c);
+  }
+  return {};
+}
+
+Result<void> Engine::start(std::uint64_t now_ms) {
+  std::size_t failed = 0;
+  for (const Connection& c : cfg_.connections) {
+    if (auto r = start_one(c, now_ms); !r) {
+      log(r.error().message);
+      ++failed;
+    }
+  }
+  if (failed != 0) return make_error(std::to_string(failed) + " connections could not be started (see the log)");
+  return {};
+}
+
+Result<std::string> Engine::reload(IkeConfig cfg, std::uint64_t now_ms) {
+  // Forget earlier configurations no IKE SA points into any more.
+  std::erase_if(retired_, [&](const std::vector<Connection>& v) {
+    return std::none_of(sas_.begin(), sas_.end(), [&](const auto& e) {
+      return e.second->conn != nullptr && e.second->conn >= v.data() && e.second->conn < v.data() + v.size();
+    });
+  });
+  std::vector<Connection> old = std::move(cfg_.connections);  // the elements stay where they are
+  const std::uint32_t reqid = next_reqid_;
+  cfg_ = std::move(cfg);
+  next_reqid_ = std::max(reqid, cfg_.reqid_base);
+  std::size_t added = 0, changed = 0, removed = 0, kept = 0;
+  std::vector<const Connection*> to_start;
+  for (const Connection& o : old) {
+    const Connection* n = find_connection(cfg_, o.name);
+    if (n != nullptr && *n == o) {
+      ++kept;
+      for (auto& [spi, sa] : sas_) {
+        if (sa->conn == &o) sa->conn = n;
+      }
+      continue;
+    }
+    n == nullptr ? ++removed : ++changed;
+    remove_trap(o.name);
+    for (auto& [spi, sa] : sas_) {
+      if (sa->conn == &o && sa->state != IkeState::dead) {
+        log(o.name + ": " + (n == nullptr ? "removed" : "changed") + " by the new configuration; deleting its IKE SA");
+        delete_ike_sa(*sa, now_ms);
+      }
+    }
+    if (n != nullptr) to_start.push_back(n);
+  }
+  for (const Connection& c : cfg_.connections) {
+    if (find_connection_in(old, c.name) == nullptr) {
+      ++added;
+      to_start.push_back(&c);
+    }
+  }
+  // Half-open responder SAs point at the connection they matched first.
+  for (auto& [spi, sa] : sas_) {
+    if (sa->conn != nullptr && sa->state == IkeState::init_done && find_connection(cfg_, sa->conn->name) != sa->conn) {
+      kill(*sa, "its connection changed");
+    }
+  }
+  retired_.push_back(std::move(old));
+  std::size_t failed = 0;
+  for (const Connection* c : to_start) {
+    if (auto r = start_one(*c, now_ms); !r) {
+      log(r.error().message);
+      ++failed;
+    }
+  }
+  reap();
+  std::string s = std::to_string(cfg_.connections.size()) + " connections: " + std::to_string(added) + " added, " +
+                  std::to_string(changed) + " changed, " + std::to_string(removed) + " removed, " +
+                  std::to_string(kept) + " unchanged";
+  if (failed != 0) s += "; " + std::to_string(failed) + " could not be started (see the log)";
+  return s;
+}
+
+std::vector<Engine::TrapInfo> Engine::traps() const {
+  std::vector<TrapInfo> v;
+  for (const auto& [name, t] : traps_) v.push_back(TrapInfo{name, t.reqid, t.policies.size()});
+  return v;
 }
 
 void Engine::on_informational_request(IkeSa& sa, const Message& m) {

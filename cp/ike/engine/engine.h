@@ -100,6 +100,18 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
+  // Acts on every connection's `start`: installs the trap policies of
+  // start = trap connections and initiates start = start ones. The daemon
+  // calls it once, when the backend is ready. Problems are logged; the
+  // result says how many connections could not be started.
+  Result<void> start(std::uint64_t now_ms);
+  // A new configuration (cygnetctl ike load). Connections that did not
+  // change keep their IKE and Child SAs; changed and removed ones are
+  // deleted (and their traps removed); new and changed ones are started as
+  // their `start` says. PSKs and global settings are replaced. Returns a
+  // summary line.
+  Result<std::string> reload(IkeConfig cfg, std::uint64_t now_ms);
+
   // Starts an IKE SA for the connection (initiator).
   Result<void> initiate(std::string_view connection, std::uint64_t now_ms);
   // Deletes the connection's IKE SAs (and so their Child SAs).
@@ -117,6 +129,12 @@ class Engine {
   void tick(std::uint64_t now_ms);
 
   std::vector<IkeSaInfo> ike_sas() const;
+  struct TrapInfo {
+    std::string connection;
+    std::uint32_t reqid = 0;
+    std::size_t policies = 0;
+  };
+  std::vector<TrapInfo> traps() const;
   const EngineStats& stats() const noexcept { return stats_; }
   const IkeConfig& config() const noexcept { return cfg_; }
   std::size_t half_open() const noexcept { return half_open_; }
@@ -152,6 +170,10 @@ class Engine {
                              std::vector<TsRange> local_ts, std::vector<TsRange> remote_ts, std::uint64_t now_ms);
   void remove_children(IkeSa& sa);
   void kill(IkeSa& sa, std::string_view why);
+  void delete_ike_sa(IkeSa& sa, std::uint64_t now_ms);  // Delete out if established, else gone now
+  Result<void> start_one(const Connection& c, std::uint64_t now_ms);
+  Result<void> install_trap(const Connection& c);
+  void remove_trap(const std::string& connection);
   void log(std::string_view s) const;
 
   IkeConfig cfg_;
@@ -167,6 +189,10 @@ class Engine {
   std::size_t half_open_ = 0;
   std::uint32_t next_reqid_ = 0;
   EngineStats stats_;
+  std::map<std::string, TrapSpec, std::less<>> traps_;  // by connection
+  // Connections of earlier configurations that IKE SAs being deleted still
+  // point to; dropped at the next reload once none does.
+  std::vector<std::vector<Connection>> retired_;
 };
 
 }  // namespace cygnet::ike

@@ -1,0 +1,245 @@
+// The engine's `start` actions (on load, trap + ACQUIRE), reloading a
+// configuration, and INFORMATIONAL before IKE_AUTH.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "cp/ike/engine/engine_harness.h"
+
+namespace cygnet::ike {
+namespace {
+
+using namespace enginetest;
+
+Connection with_start(Connection c, StartAction s) {
+  c.start = s;
+  return c;
+}
+
+std::size_t ike_sas_of(const Engine& e, std::string_view conn) {
+  auto v = e.ike_sas();
+  return static_cast<std::size_t>(std::count_if(v.begin(), v.end(), [&](const IkeSaInfo& s) { return s.connection == conn; }));
+}
+
+bool logged(const std::vector<std::string>& log, std::string_view what) {
+  return std::any_of(log.begin(), log.end(), [&](const std::string& l) { return l.find(what) != std::string::npos; });
+}
+
+TEST(EngineStart, TrapPoliciesAtStartAndAcquireNegotiates) {
+  Pair p(config(with_start(site(true), StartAction::trap)), config(site(false)));
+  ASSERT_TRUE(p.a->start(p.now)) << p.logs();
+  EXPECT_TRUE(p.wa.out.empty());  // a trap sends nothing by itself
+  ASSERT_EQ(p.ba.traps.size(), 1u);
+  const TrapSpec& t = p.ba.traps[0];
+  EXPECT_EQ(t.connection, "to-b");
+  ASSERT_EQ(t.policies.size(), 1u);
+  const Policy& pol = t.policies[0];
+  EXPECT_EQ(pol.dir, PolicyDir::out);
+  EXPECT_EQ(pol.action, PolicyAction::trap);
+  EXPECT_EQ(pol.reqid, t.reqid);
+  EXPECT_EQ(pol.sel.src, pre("10.1.0.0/16"));
+  EXPECT_EQ(pol.sel.dst, pre("10.2.0.0/16"));
+  EXPECT_GT(pol.priority, Policy{}.priority);  // below the Child SA's protect policies
+  ASSERT_EQ(p.a->traps().size(), 1u);
+  EXPECT_EQ(p.a->traps()[0].reqid, t.reqid);
+
+  // An ACQUIRE for someone else's reqid does nothing.
+  p.a->on_acquire(t.reqid + 1000, p.now);
+  EXPECT_TRUE(p.wa.out.empty());
+  EXPECT_TRUE(logged(p.log_a, "no trapped connection")) << p.logs();
+
+  // Two ACQUIREs (two flows) before the answer: one IKE SA.
+  p.a->on_acquire(t.reqid, p.now);
+  p.a->on_acquire(t.reqid, p.now);
+  EXPECT_EQ(ike_sas_of(*p.a, "to-b"), 1u);
+  p.pump();
+  EXPECT_TRUE(established(*p.a)) << p.logs();
+  EXPECT_TRUE(established(*p.b)) << p.logs();
+  expect_children_match(p);
+  // The Child SA's policies differ from the trap's (own reqid); the trap stays.
+  EXPECT_NE(p.ba.installed[0].reqid, t.reqid);
+  EXPECT_TRUE(p.ba.traps_removed.empty());
+  // Established: a further ACQUIRE (the protect policy before its SA, or
+  // the trap's) starts nothing.
+  p.a->on_acquire(t.reqid, p.now);
+  p.a->on_acquire(p.ba.installed[0].reqid, p.now);
+  EXPECT_TRUE(p.wa.out.empty());
+  EXPECT_EQ(ike_sas_of(*p.a, "to-b"), 1u);
+
+  // Deleted: the next ACQUIRE negotiates again.
+  ASSERT_TRUE(p.a->terminate("to-b", p.now));
+  p.pump();
+  EXPECT_EQ(ike_sas_of(*p.a, "to-b"), 0u) << p.logs();
+  p.a->on_acquire(t.reqid, p.now);
+  p.pump();
+  EXPECT_TRUE(established(*p.a)) << p.logs();
+  EXPECT_EQ(p.ba.installed.size(), 2u);
+}
+
+TEST(EngineStart, TrapRemovedWithTheEngine) {
+  MockBackend b;
+  enginetest::Wire w;
+  {
+    Engine e(config(with_start(site(true), StartAction::trap)), b, w);
+    ASSERT_TRUE(e.start(1000));
+    ASSERT_EQ(b.traps.size(), 1u);
+  }
+  ASSERT_EQ(b.traps_removed.size(), 1u);
+  EXPECT_EQ(b.traps_removed[0].reqid, b.traps[0].reqid);
+}
+
+TEST(EngineStart, TrapRefusedByTheBackendIsAnError) {
+  MockBackend b;
+  b.refuse = true;
+  enginetest::Wire w;
+  std::vector<std::string> log;
+  Engine e(config(with_start(site(true), StartAction::trap)), b, w, [&](std::string_view s) { log.emplace_back(s); });
+  auto r = e.start(1000);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("1 connections could not be started"), std::string::npos);
+  EXPECT_TRUE(logged(log, "trap policies: refused by the test"));
+  EXPECT_TRUE(e.traps().empty());
+}
+
+TEST(EngineStart, StartOnLoadInitiatesAndNoneWaits) {
+  IkeConfig ca = config(with_start(site(true), StartAction::start));
+  Connection passive = site(true);
+  passive.name = "passive";
+  ca.connections.push_back(passive);
+  Pair p(std::move(ca), config(site(false)));
+  ASSERT_TRUE(p.a->start(p.now));
+  EXPECT_EQ(p.wa.out.size(), 1u);  // one IKE_SA_INIT, for "to-b" only
+  p.pump();
+  EXPECT_EQ(ike_sas_of(*p.a, "to-b"), 1u);
+  EXPECT_EQ(ike_sas_of(*p.a, "passive"), 0u);
+  EXPECT_TRUE(established(*p.b)) << p.logs();
+}
+
+TEST(EngineReload, UnchangedKeepsChangedAndRemovedAreDeleted) {
+  auto first_config = [] {
+    IkeConfig c = config(site(true));
+    Connection second = site(true);
+    second.name = "second";
+    c.connections.push_back(second);
+    return c;
+  };
+  Pair p(first_config(), config(site(false)));
+  ASSERT_TRUE(p.a->initiate("to-b", p.now));
+  p.pump();
+  ASSERT_TRUE(established(*p.a)) << p.logs();
+  const std::uint64_t spi = p.a->ike_sas()[0].spi_i;
+
+  // Same configuration again: nothing changes, nothing is sent.
+  {
+    auto r = p.a->reload(first_config(), p.now);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(*r, "2 connections: 0 added, 0 changed, 0 removed, 2 unchanged");
+    EXPECT_TRUE(p.wa.out.empty());
+    ASSERT_TRUE(established(*p.a));
+    EXPECT_EQ(p.a->ike_sas()[0].spi_i, spi);
+    EXPECT_EQ(p.ba.removed.size(), 0u);
+    // The IKE SA now points at the new copy: it still answers and deletes.
+    ASSERT_TRUE(p.a->check_liveness("to-b", p.now));
+    p.pump();
+    EXPECT_TRUE(established(*p.a)) << p.logs();
+  }
+
+  // "to-b" changes (another ESP proposal), "second" goes, "third" (start
+  // on load) comes.
+  IkeConfig cb = config(site(true));
+  cb.connections[0].esp = {EspSuite{EncrId::aes_gcm_16, 256, IntegId::none, false}};
+  cb.connections[0].start = StartAction::start;
+  Connection third = site(true);
+  third.name = "third";
+  third.start = StartAction::trap;
+  cb.connections.push_back(third);
+  auto r = p.a->reload(std::move(cb), p.now);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(*r, "2 connections: 1 added, 1 changed, 1 removed, 0 unchanged");
+  EXPECT_EQ(p.ba.removed.size(), 1u);  // the old Child SA went at once
+  EXPECT_EQ(p.ba.traps.size(), 1u);    // "third" trapped
+  EXPECT_EQ(p.ba.traps[0].connection, "third");
+  p.pump();
+  // B saw the Delete of the old IKE SA, then the new one with the new
+  // proposal (B allows only AES-GCM-128, so it refuses it).
+  EXPECT_EQ(p.bb.removed.size(), 1u) << p.logs();
+  EXPECT_TRUE(logged(p.log_a, "changed by the new configuration")) << p.logs();
+  auto sas = p.a->ike_sas();
+  EXPECT_TRUE(std::none_of(sas.begin(), sas.end(), [&](const IkeSaInfo& s) { return s.spi_i == spi; }));
+
+  // Removing the trapped connection removes its trap.
+  IkeConfig cc = config(site(true));
+  r = p.a->reload(std::move(cc), p.now);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(*r, "1 connections: 0 added, 1 changed, 1 removed, 0 unchanged");
+  ASSERT_EQ(p.ba.traps_removed.size(), 1u);
+  EXPECT_EQ(p.ba.traps_removed[0].connection, "third");
+}
+
+TEST(EngineReload, NewPskIsUsed) {
+  Pair p(config(site(true), "the old secret, long enough"), config(site(false), "the new secret, long enough"));
+  ASSERT_TRUE(p.a->initiate("to-b", p.now));
+  p.pump();
+  EXPECT_FALSE(established(*p.a));  // the PSKs differ
+  ASSERT_TRUE(p.a->reload(config(site(true), "the new secret, long enough"), p.now));
+  ASSERT_TRUE(p.a->initiate("to-b", p.now));
+  p.pump();
+  EXPECT_TRUE(established(*p.a)) << p.logs();
+  EXPECT_TRUE(established(*p.b)) << p.logs();
+}
+
+// Adversarial: INFORMATIONAL on a half-open IKE SA (before IKE_AUTH), both
+// in clear and as a tampered copy of the real IKE_AUTH. Dropped, counted;
+// the real IKE_AUTH still completes.
+TEST(EngineAdversarial, InformationalBeforeIkeAuthIsDropped) {
+  Pair p;
+  std::optional<Packet> auth;
+  p.filter = [&](bool a_to_b, const Packet& pk) {
+    auto h = header_of(pk);
+    if (a_to_b && h && h->exchange == ExchangeType::ike_auth && !auth) {
+      auth = pk;
+      return false;
+    }
+    return true;
+  };
+  ASSERT_TRUE(p.a->initiate("to-b", p.now));
+  p.pump();
+  ASSERT_TRUE(auth.has_value());
+  auto h = header_of(*auth);
+  ASSERT_TRUE(h);
+  ASSERT_EQ(p.b->ike_sas().size(), 1u);
+  EXPECT_EQ(p.b->ike_sas()[0].state, IkeState::init_done);
+
+  // In clear: a Delete of the IKE SA without an SK payload.
+  Message m;
+  m.header = *h;
+  m.header.exchange = ExchangeType::informational;
+  DeletePayload d;
+  d.protocol = Protocol::ike;
+  d.spi_size = 0;
+  m.payloads.push_back(d);
+  auto clear = encode(m);
+  ASSERT_TRUE(clear);
+  const std::uint64_t dropped0 = p.b->stats().dropped;
+  p.b->on_datagram(auth->to, auth->from, clear.value(), p.now);
+  // The real IKE_AUTH with its exchange type changed to INFORMATIONAL (the
+  // ICV covers the header).
+  Bytes tampered = auth->data;
+  const std::size_t off = (auth->to.port == 4500 ? 4 : 0) + 18;  // exchange type byte
+  ASSERT_EQ(tampered.at(off), static_cast<std::uint8_t>(ExchangeType::ike_auth));
+  tampered.at(off) = static_cast<std::uint8_t>(ExchangeType::informational);
+  p.b->on_datagram(auth->to, auth->from, tampered, p.now);
+  EXPECT_EQ(p.b->stats().dropped, dropped0 + 2);
+  EXPECT_TRUE(p.wb.out.empty());  // no answer to either
+  ASSERT_EQ(p.b->ike_sas().size(), 1u);
+  EXPECT_EQ(p.b->ike_sas()[0].state, IkeState::init_done);
+
+  // The genuine IKE_AUTH still works.
+  p.b->on_datagram(auth->to, auth->from, auth->data, p.now);
+  p.pump();
+  EXPECT_TRUE(established(*p.a)) << p.logs();
+  EXPECT_TRUE(established(*p.b)) << p.logs();
+}
+
+}  // namespace
+}  // namespace cygnet::ike
