@@ -148,6 +148,8 @@ for _ in $(seq 100); do [ "$(dp_sas)" = 2 ] && break; sleep 0.1; done
 check "restart: traffic negotiates a new Child SA" [ "$(dp_sas)" = 2 ]
 got=$(ts_lan ping -c 10 -i 0.1 -W 2 10.2.0.1 | sed -n 's/.* \([0-9]*\) received.*/\1/p')
 check "restart: ping through the new SAs ($got/10)" [ "${got:-0}" -ge 9 ]
+ikes=$(_ss_sa_lines "$RUN/charon" | grep -c '^ike c1 ESTABLISHED')
+check "restart: INITIAL_CONTACT made charon drop the old IKE SA ($ikes left)" [ "$ikes" = 1 ]
 stop_ike
 for _ in $(seq 50); do [ "$(dp_sas)" = 0 ] && break; sleep 0.1; done
 check "SIGTERM: cygnet-ike removed its SAs and its trap" [ "$(dp_sas)" = 0 ] && [ "$(dp_policies trap)" = 0 ]

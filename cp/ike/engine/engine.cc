@@ -495,6 +495,12 @@ void Engine::on_init_response(IkeSa& sa, std::span<const std::uint8_t> msg, cons
     p.push_back(idr);
   }
   p.push_back(AuthPayload{2, std::move(*auth)});
+  // Our first IKE SA with this peer (2.4): it may drop what an earlier run
+  // of ours left with it.
+  const bool first = std::none_of(sas_.begin(), sas_.end(), [&](const auto& e) {
+    return e.second.get() != &sa && e.second->conn == sa.conn && e.second->state != IkeState::dead;
+  });
+  if (first) p.push_back(NotifyPayload::make(NotifyType::initial_contact));
   if (sa.conn->mode == Mode::transport) p.push_back(NotifyPayload::make(NotifyType::use_transport_mode));
   p.push_back(esp_sa_payload(sa.conn->esp, sa.child_spi_in));
   p.push_back(ts_payload(sa.child_local_ts, false));
@@ -755,6 +761,15 @@ void Engine::on_auth_request(IkeSa& sa, const Message& m, std::uint64_t now_ms) 
   --half_open_;
   ++stats_.ike_established;
   log(conn->name + ": IKE SA established with " + sa.remote.to_string() + " (" + to_string(*sa.suite) + ")");
+  if (find_notify(m, NotifyType::initial_contact) != nullptr) {
+    // The peer has no other IKE SA with us (it restarted): ours with the
+    // same authenticated identity are stale. No Delete: it has no keys for them.
+    for (auto& [spi, other] : sas_) {
+      if (other.get() == &sa || other->conn != conn || other->peer_id != peer) continue;
+      if (other->state != IkeState::established && other->state != IkeState::deleting) continue;
+      kill(*other, "replaced after INITIAL_CONTACT from " + peer.to_string());
+    }
+  }
 
   const IdPayload idr = our_id(sa, true);
   auto my_auth = psk_auth(sa.suite->prf, psk->bytes(), sa.init_response, sa.ni, sa.keys->sk_pr, id_body(idr));

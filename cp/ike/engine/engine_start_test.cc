@@ -188,6 +188,28 @@ TEST(EngineReload, NewPskIsUsed) {
   EXPECT_TRUE(established(*p.b)) << p.logs();
 }
 
+// INITIAL_CONTACT (2.4): a restarted initiator's first IKE_AUTH carries it,
+// and the responder drops the IKE SA the initiator's earlier run left.
+TEST(EngineRestart, InitialContactReplacesTheStaleIkeSa) {
+  Pair p;
+  ASSERT_TRUE(p.a->initiate("to-b", p.now));
+  p.pump();
+  ASSERT_TRUE(established(*p.b)) << p.logs();
+  // A second IKE SA from the same run: no INITIAL_CONTACT, B keeps both.
+  ASSERT_TRUE(p.a->initiate("to-b", p.now));
+  p.pump();
+  EXPECT_EQ(p.b->ike_sas().size(), 2u) << p.logs();
+  EXPECT_EQ(p.bb.live(), 2u);
+  // A restarts: its new engine knows nothing of the old SAs.
+  p.a = std::make_unique<Engine>(config(site(true)), p.ba, p.wa);
+  ASSERT_TRUE(p.a->initiate("to-b", p.now));
+  p.pump();
+  ASSERT_EQ(p.b->ike_sas().size(), 1u) << p.logs();
+  EXPECT_TRUE(established(*p.b));
+  EXPECT_EQ(p.bb.live(), 1u);  // the stale Child SAs are gone from B's dataplane
+  EXPECT_TRUE(logged(p.log_b, "replaced after INITIAL_CONTACT")) << p.logs();
+}
+
 // Adversarial: INFORMATIONAL on a half-open IKE SA (before IKE_AUTH), both
 // in clear and as a tampered copy of the real IKE_AUTH. Dropped, counted;
 // the real IKE_AUTH still completes.

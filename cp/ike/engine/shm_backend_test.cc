@@ -366,12 +366,12 @@ TEST(ShmBackend, DamagedStateFileIsAClearError) {
   ASSERT_TRUE(s.srv);
   TempDir dir;
   const ShmBackend::Options o = dir.options();
+  auto b = attached(inst, o);  // one client: a slot is freed only when the server polls
+  ASSERT_TRUE(b);
   for (const char* text : {"something else\n", "cygnet-ike-state 1\nepoch zz\n", "cygnet-ike-state 1\nsa 1 up 1.2.3.4\n",
                            "cygnet-ike-state 1\npolicy out 10.0.0.0/8 10.1.0.0/16 6 0 65535 0 70000\n",
                            "cygnet-ike-state 1\nfrobnicate\n"}) {
     std::ofstream(o.state_path) << text;
-    auto b = attached(inst, o);
-    ASSERT_TRUE(b);
     auto n = b->remove_leftovers();
     ASSERT_FALSE(n.ok()) << text;
     EXPECT_NE(n.error().message.find(o.state_path + ":"), std::string::npos) << n.error().message;
