@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <optional>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -97,6 +98,72 @@ struct Sock {
   std::uint16_t port = 0;
 };
 
+// The two address families' socket structures, each way.
+socklen_t to_sockaddr(const Endpoint& e, sockaddr_storage& out) {
+  if (e.addr.family == Family::ipv4) {
+    auto* a = reinterpret_cast<sockaddr_in*>(&out);
+    a->sin_family = AF_INET;
+    a->sin_port = htons(e.port);
+    std::memcpy(&a->sin_addr, e.addr.bytes.data(), 4);
+    return sizeof *a;
+  }
+  auto* a = reinterpret_cast<sockaddr_in6*>(&out);
+  a->sin6_family = AF_INET6;
+  a->sin6_port = htons(e.port);
+  std::memcpy(&a->sin6_addr, e.addr.bytes.data(), 16);
+  return sizeof *a;
+}
+
+std::optional<Endpoint> from_sockaddr(const sockaddr_storage& s) {
+  if (s.ss_family == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(&s);
+    return Endpoint{IpAddress::v4_bytes(reinterpret_cast<const std::uint8_t*>(&a->sin_addr)), ntohs(a->sin_port)};
+  }
+  if (s.ss_family == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(&s);
+    return Endpoint{IpAddress::v6_bytes(reinterpret_cast<const std::uint8_t*>(&a->sin6_addr)), ntohs(a->sin6_port)};
+  }
+  return std::nullopt;
+}
+
+// The source address of a datagram we send (IP_PKTINFO / IPV6_PKTINFO).
+void set_source(msghdr& m, char* ctl, const IpAddress& local) {
+  const bool v4 = local.family == Family::ipv4;
+  const std::size_t len = v4 ? sizeof(in_pktinfo) : sizeof(in6_pktinfo);
+  m.msg_control = ctl;
+  m.msg_controllen = CMSG_SPACE(len);
+  cmsghdr* c = CMSG_FIRSTHDR(&m);
+  c->cmsg_level = v4 ? IPPROTO_IP : IPPROTO_IPV6;
+  c->cmsg_type = v4 ? IP_PKTINFO : IPV6_PKTINFO;
+  c->cmsg_len = CMSG_LEN(len);
+  if (v4) {
+    in_pktinfo pi{};
+    std::memcpy(&pi.ipi_spec_dst, local.bytes.data(), 4);
+    std::memcpy(CMSG_DATA(c), &pi, sizeof pi);
+  } else {
+    in6_pktinfo pi{};
+    std::memcpy(&pi.ipi6_addr, local.bytes.data(), 16);
+    std::memcpy(CMSG_DATA(c), &pi, sizeof pi);
+  }
+}
+
+// The local address a datagram came to (none if the kernel did not say).
+IpAddress destination_of(msghdr& m) {
+  for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
+    if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+      in_pktinfo pi;
+      std::memcpy(&pi, CMSG_DATA(c), sizeof pi);
+      return IpAddress::v4_bytes(reinterpret_cast<const std::uint8_t*>(&pi.ipi_addr));
+    }
+    if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+      in6_pktinfo pi;
+      std::memcpy(&pi, CMSG_DATA(c), sizeof pi);
+      return IpAddress::v6_bytes(reinterpret_cast<const std::uint8_t*>(&pi.ipi6_addr));
+    }
+  }
+  return IpAddress{};
+}
+
 Result<Sock> open_udp(Family f, std::uint16_t port) {
   Sock s;
   s.family = f;
@@ -106,21 +173,17 @@ Result<Sock> open_udp(Family f, std::uint16_t port) {
   // No SO_REUSEADDR: a second cygnet-ike on the same ports must fail to
   // start, not share (and split) the datagrams.
   const int one = 1;
-  int r;
   if (f == Family::ipv4) {
     ::setsockopt(s.fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    r = ::bind(s.fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
   } else {
     ::setsockopt(s.fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     ::setsockopt(s.fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one);
-    sockaddr_in6 a{};
-    a.sin6_family = AF_INET6;
-    a.sin6_port = htons(port);
-    r = ::bind(s.fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
   }
+  IpAddress any;
+  any.family = f;  // all zero: the wildcard address
+  sockaddr_storage a{};
+  const socklen_t alen = to_sockaddr(Endpoint{any, port}, a);
+  const int r = ::bind(s.fd, reinterpret_cast<sockaddr*>(&a), alen);
   if (r != 0) {
     const int e = errno;
     ::close(s.fd);
@@ -148,47 +211,14 @@ class UdpTransport : public Transport {
       return;
     }
     iovec iov{const_cast<std::uint8_t*>(payload.data()), payload.size()};
+    sockaddr_storage to{};
     msghdr m{};
     m.msg_iov = &iov;
     m.msg_iovlen = 1;
+    m.msg_name = &to;
+    m.msg_namelen = to_sockaddr(remote, to);
     alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(in6_pktinfo))] = {};
-    sockaddr_in a4{};
-    sockaddr_in6 a6{};
-    if (remote.addr.family == Family::ipv4) {
-      a4.sin_family = AF_INET;
-      a4.sin_port = htons(remote.port);
-      std::memcpy(&a4.sin_addr, remote.addr.bytes.data(), 4);
-      m.msg_name = &a4;
-      m.msg_namelen = sizeof a4;
-      if (!local.addr.is_unspecified()) {
-        m.msg_control = ctl;
-        m.msg_controllen = CMSG_SPACE(sizeof(in_pktinfo));
-        cmsghdr* c = CMSG_FIRSTHDR(&m);
-        c->cmsg_level = IPPROTO_IP;
-        c->cmsg_type = IP_PKTINFO;
-        c->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
-        in_pktinfo pi{};
-        std::memcpy(&pi.ipi_spec_dst, local.addr.bytes.data(), 4);
-        std::memcpy(CMSG_DATA(c), &pi, sizeof pi);
-      }
-    } else {
-      a6.sin6_family = AF_INET6;
-      a6.sin6_port = htons(remote.port);
-      std::memcpy(&a6.sin6_addr, remote.addr.bytes.data(), 16);
-      m.msg_name = &a6;
-      m.msg_namelen = sizeof a6;
-      if (!local.addr.is_unspecified()) {
-        m.msg_control = ctl;
-        m.msg_controllen = CMSG_SPACE(sizeof(in6_pktinfo));
-        cmsghdr* c = CMSG_FIRSTHDR(&m);
-        c->cmsg_level = IPPROTO_IPV6;
-        c->cmsg_type = IPV6_PKTINFO;
-        c->cmsg_len = CMSG_LEN(sizeof(in6_pktinfo));
-        in6_pktinfo pi{};
-        std::memcpy(&pi.ipi6_addr, local.addr.bytes.data(), 16);
-        std::memcpy(CMSG_DATA(c), &pi, sizeof pi);
-      }
-    }
+    if (!local.addr.is_unspecified()) set_source(m, ctl, local.addr);
     if (::sendmsg(s->fd, &m, 0) < 0) say("send to " + remote.to_string() + ": " + std::strerror(errno));
   }
 
@@ -209,31 +239,10 @@ class UdpTransport : public Transport {
       m.msg_controllen = sizeof ctl;
       const ssize_t n = ::recvmsg(s.fd, &m, 0);
       if (n < 0) return;  // EAGAIN: drained
-      Endpoint local{IpAddress{}, s.port}, remote;
-      for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
-        if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
-          in_pktinfo pi;
-          std::memcpy(&pi, CMSG_DATA(c), sizeof pi);
-          local.addr = IpAddress::v4_bytes(reinterpret_cast<const std::uint8_t*>(&pi.ipi_addr));
-        } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
-          in6_pktinfo pi;
-          std::memcpy(&pi, CMSG_DATA(c), sizeof pi);
-          local.addr = IpAddress::v6_bytes(reinterpret_cast<const std::uint8_t*>(&pi.ipi6_addr));
-        }
-      }
-      if (from.ss_family == AF_INET) {
-        const auto* a = reinterpret_cast<const sockaddr_in*>(&from);
-        remote.addr = IpAddress::v4_bytes(reinterpret_cast<const std::uint8_t*>(&a->sin_addr));
-        remote.port = ntohs(a->sin_port);
-      } else if (from.ss_family == AF_INET6) {
-        const auto* a = reinterpret_cast<const sockaddr_in6*>(&from);
-        remote.addr = IpAddress::v6_bytes(reinterpret_cast<const std::uint8_t*>(&a->sin6_addr));
-        remote.port = ntohs(a->sin6_port);
-      } else {
-        continue;
-      }
-      if (local.addr.family == Family::none) continue;
-      e.on_datagram(local, remote, std::span<const std::uint8_t>(buf, static_cast<std::size_t>(n)), now_ms());
+      const std::optional<Endpoint> remote = from_sockaddr(from);
+      const Endpoint local{destination_of(m), s.port};
+      if (!remote || local.addr.family == Family::none) continue;
+      e.on_datagram(local, *remote, std::span<const std::uint8_t>(buf, static_cast<std::size_t>(n)), now_ms());
     }
   }
 
