@@ -513,13 +513,17 @@ Result<IpAddress> parse_host_address(const Setting& s, const std::string& what) 
   return *a;
 }
 
-Result<std::vector<IkeSuite>> parse_ike_list(const Setting& c, Ctx& ctx) {
-  if (!c.exists("ike")) return default_ike_suites();
-  auto els = get_strings(c, "ike", "an IKE proposal string like \"aes128gcm16-prfsha256-x25519\"");
+// A connection's "ike" or "esp" list: each string expands to suites, in
+// order, repeats dropped (with a warning for a string that adds nothing).
+template <typename Suite>
+Result<std::vector<Suite>> parse_suite_list(const Setting& c, Ctx& ctx, const char* name, const std::string& expected,
+                                            Result<std::vector<Suite>> (*parse)(std::string_view),
+                                            const char* what, const char* why_limit) {
+  auto els = get_strings(c, name, expected);
   if (!els) return els.error();
-  std::vector<IkeSuite> out;
+  std::vector<Suite> out;
   for (const Setting* e : *els) {
-    auto r = parse_ike_proposal(e->c_str());
+    auto r = parse(e->c_str());
     if (!r) return err_at(*e, r.error().message);
     std::size_t added = 0;
     for (const auto& s : *r) {
@@ -531,33 +535,23 @@ Result<std::vector<IkeSuite>> parse_ike_list(const Setting& c, Ctx& ctx) {
     if (added == 0) ctx.warn(*e, "proposal '" + std::string(e->c_str()) + "' adds nothing: its suites are already listed");
   }
   if (out.size() > kMaxSuites) {
-    return err_at(c["ike"], std::to_string(out.size()) + " IKE suites (at most " + std::to_string(kMaxSuites) +
-                                ": each is a proposal in IKE_SA_INIT, which cannot be fragmented)");
+    return err_at(c[name], std::to_string(out.size()) + " " + what + " (at most " + std::to_string(kMaxSuites) +
+                               why_limit + ")");
   }
   return out;
 }
 
+Result<std::vector<IkeSuite>> parse_ike_list(const Setting& c, Ctx& ctx) {
+  if (!c.exists("ike")) return default_ike_suites();
+  return parse_suite_list<IkeSuite>(c, ctx, "ike", "an IKE proposal string like \"aes128gcm16-prfsha256-x25519\"",
+                                    parse_ike_proposal, "IKE suites",
+                                    ": each is a proposal in IKE_SA_INIT, which cannot be fragmented");
+}
+
 Result<std::vector<EspSuite>> parse_esp_list(const Setting& c, Ctx& ctx) {
   if (!c.exists("esp")) return default_esp_suites();
-  auto els = get_strings(c, "esp", "an ESP proposal string like \"aes128gcm16\"");
-  if (!els) return els.error();
-  std::vector<EspSuite> out;
-  for (const Setting* e : *els) {
-    auto r = parse_esp_proposal(e->c_str());
-    if (!r) return err_at(*e, r.error().message);
-    std::size_t added = 0;
-    for (const auto& s : *r) {
-      if (std::find(out.begin(), out.end(), s) == out.end()) {
-        out.push_back(s);
-        ++added;
-      }
-    }
-    if (added == 0) ctx.warn(*e, "proposal '" + std::string(e->c_str()) + "' adds nothing: its suites are already listed");
-  }
-  if (out.size() > kMaxSuites) {
-    return err_at(c["esp"], std::to_string(out.size()) + " ESP suites (at most " + std::to_string(kMaxSuites) + ")");
-  }
-  return out;
+  return parse_suite_list<EspSuite>(c, ctx, "esp", "an ESP proposal string like \"aes128gcm16\"", parse_esp_proposal,
+                                    "ESP suites", "");
 }
 
 Result<TsConfig> parse_ts_group(const Setting& g) {
