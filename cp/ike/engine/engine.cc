@@ -158,6 +158,8 @@ struct Engine::IkeSa {
   std::vector<TsRange> child_local_ts, child_remote_ts;
   Identity peer_id;
   std::uint64_t created_ms = 0;
+  std::uint64_t last_rx_ms = 0;  // the last authenticated message from the peer (dpd)
+  bool was_established = false;  // for restarting a start = "start" connection after a timeout
 
   std::uint64_t our_spi() const { return initiator ? spi_i : spi_r; }
   bool encap() const { return nat_local || nat_remote || (conn && conn->force_encap); }
@@ -543,6 +545,8 @@ void Engine::on_auth_response(IkeSa& sa, const Message& m, std::uint64_t now_ms)
     return;
   }
   sa.state = IkeState::established;
+  sa.was_established = true;
+  sa.last_rx_ms = now_ms;
   sa.peer_id = peer;
   ++stats_.ike_established;
   log(sa.conn->name + ": IKE SA established with " + sa.remote.to_string() + " (" + to_string(*sa.suite) + ")");
@@ -757,6 +761,8 @@ void Engine::on_auth_request(IkeSa& sa, const Message& m, std::uint64_t now_ms) 
     return;
   }
   sa.state = IkeState::established;
+  sa.was_established = true;
+  sa.last_rx_ms = now_ms;
   sa.peer_id = peer;
   --half_open_;
   ++stats_.ike_established;
@@ -990,12 +996,22 @@ Result<void> Engine::check_liveness(std::string_view name, std::uint64_t now_ms)
   for (auto& [spi, sa] : sas_) {
     if (sa->conn == nullptr || sa->conn->name != name || sa->state != IkeState::established) continue;
     if (sa->pending) return make_error("an exchange is already in flight on '" + std::string(name) + "'");
-    auto out = seal(*sa, ExchangeType::informational, false, sa->next_mid, {});
-    if (!out) return out.error();
-    send_request(*sa, std::move(*out), now_ms);
-    return {};
+    return send_liveness(*sa, now_ms);
   }
   return make_error("connection '" + std::string(name) + "' has no established IKE SA");
+}
+
+Result<void> Engine::send_liveness(IkeSa& sa, std::uint64_t now_ms) {
+  auto out = seal(sa, ExchangeType::informational, false, sa.next_mid, {});
+  if (!out) return out.error();
+  send_request(sa, std::move(*out), now_ms);
+  return {};
+}
+
+void Engine::dpd(IkeSa& sa, std::uint64_t now_ms) {
+  if (sa.state != IkeState::established || sa.pending || sa.conn == nullptr || sa.conn->dpd_s == 0) return;
+  if (now_ms - sa.last_rx_ms < sa.conn->dpd_s * 1000ull) return;
+  if (auto r = send_liveness(sa, now_ms); !r) log(sa.conn->name + ": liveness check: " + r.error().message);
 }
 
 void Engine::on_acquire(std::uint32_t reqid, std::uint64_t now_ms) {
@@ -1304,6 +1320,7 @@ void Engine::on_datagram(const Endpoint& local, const Endpoint& remote, std::spa
   // Authenticated: follow the peer's address and port (a NAT's mapping).
   sa->local = local;
   sa->remote = remote;
+  sa->last_rx_ms = now_ms;
   switch (h->exchange) {
     case ExchangeType::ike_auth:
       if (!h->response() && !sa->initiator && sa->state == IkeState::init_done) {
@@ -1343,16 +1360,23 @@ void Engine::on_datagram(const Endpoint& local, const Endpoint& remote, std::spa
 }
 
 void Engine::tick(std::uint64_t now_ms) {
+  std::vector<std::string> restart;
   for (auto& [spi, sa] : sas_) {
     if (sa->state == IkeState::dead) continue;
     if (sa->state == IkeState::init_done && now_ms - sa->created_ms >= cfg_.half_open_timeout_s * 1000ull) {
       kill(*sa, "half-open for too long");
       continue;
     }
+    dpd(*sa, now_ms);
     if (!sa->pending || now_ms < sa->pending->next_ms) continue;
     if (sa->pending->sends >= cfg_.retransmit_tries) {
       ++stats_.timeouts;
       kill(*sa, "no answer after " + std::to_string(sa->pending->sends) + " sends");
+      // A connection that should be up comes back (strongSwan's
+      // dpd_action = restart); one that never got up is not retried.
+      if (sa->was_established && sa->conn != nullptr && sa->conn->start == StartAction::start) {
+        restart.push_back(sa->conn->name);
+      }
       continue;
     }
     ++sa->pending->sends;
@@ -1362,6 +1386,10 @@ void Engine::tick(std::uint64_t now_ms) {
     send(*sa, sa->pending->msg);
   }
   reap();
+  for (const std::string& name : restart) {
+    log(name + ": the peer stopped answering; initiating again");
+    if (auto r = initiate(name, now_ms); !r) log(name + ": " + r.error().message);
+  }
 }
 
 std::vector<IkeSaInfo> Engine::ike_sas() const {

@@ -170,7 +170,9 @@ class Engine {
                              std::vector<TsRange> local_ts, std::vector<TsRange> remote_ts, std::uint64_t now_ms);
   void remove_children(IkeSa& sa);
   void kill(IkeSa& sa, std::string_view why);
-  void delete_ike_sa(IkeSa& sa, std::uint64_t now_ms);  // Delete out if established, else gone now
+  void delete_ike_sa(IkeSa& sa, std::uint64_t now_ms);
+  Result<void> send_liveness(IkeSa& sa, std::uint64_t now_ms);
+  void dpd(IkeSa& sa, std::uint64_t now_ms);  // a liveness check after dpd_s without word from the peer  // Delete out if established, else gone now
   Result<void> start_one(const Connection& c, std::uint64_t now_ms);
   Result<void> install_trap(const Connection& c);
   void remove_trap(const std::string& connection);

@@ -210,6 +210,45 @@ TEST(EngineRestart, InitialContactReplacesTheStaleIkeSa) {
   EXPECT_TRUE(logged(p.log_b, "replaced after INITIAL_CONTACT")) << p.logs();
 }
 
+// dpd: a liveness check after dpd_s without a word from the peer; a peer
+// that stopped answering takes the IKE SA down, and a start = "start"
+// connection comes back.
+TEST(EngineDpd, LivenessOnATimerAndRestartWhenThePeerIsGone) {
+  Connection ca = with_start(site(true), StartAction::start);
+  ca.dpd_s = 30;
+  Pair p(config(ca), config(site(false)));
+  ASSERT_TRUE(p.a->start(p.now));
+  p.pump();
+  ASSERT_TRUE(established(*p.a)) << p.logs();
+  p.now += 29'000;
+  p.a->tick(p.now);
+  EXPECT_TRUE(p.wa.out.empty());  // not yet
+  p.now += 1'000;
+  p.a->tick(p.now);
+  ASSERT_EQ(p.wa.out.size(), 1u);
+  EXPECT_EQ(header_of(p.wa.out.front())->exchange, ExchangeType::informational);
+  p.pump();
+  EXPECT_TRUE(p.wa.out.empty());
+  EXPECT_TRUE(established(*p.a));
+  p.a->tick(p.now + 10'000);  // the answer counts as word from the peer
+  EXPECT_TRUE(p.wa.out.empty());
+
+  // B goes silent: what A sends is thrown away.
+  p.now += 30'000;
+  for (int i = 0; i < 100 && established(*p.a); ++i) {
+    p.a->tick(p.now);
+    p.wa.out.clear();
+    p.now += 1'000;
+  }
+  EXPECT_FALSE(established(*p.a));
+  EXPECT_EQ(p.ba.live(), 0u);  // the Child SA went with the IKE SA
+  EXPECT_TRUE(logged(p.log_a, "initiating again")) << p.logs();
+  EXPECT_EQ(p.a->stats().timeouts, 1u);
+  auto sas = p.a->ike_sas();
+  ASSERT_EQ(sas.size(), 1u);  // the new attempt
+  EXPECT_EQ(sas[0].state, IkeState::init_sent);
+}
+
 // Adversarial: INFORMATIONAL on a half-open IKE SA (before IKE_AUTH), both
 // in clear and as a tampered copy of the real IKE_AUTH. Dropped, counted;
 // the real IKE_AUTH still completes.
