@@ -250,6 +250,26 @@ check_rekeyed() {
     bad "$label: at the start '$start_view', charon now '$theirs', cygnet-ike now '$ours'"
   fi
 }
+# live_check LABEL: an empty INFORMATIONAL (liveness check) from cygnet-ike
+# on the IKE SA it has now reaches charon, so the rekeyed IKE SA's keys
+# agree (retried while a rekey of ours has the window).
+live_check() {
+  local from
+  for _ in $(seq 30); do
+    from=$(ss_log_lines "$SB")
+    if c ike liveness peer >/dev/null 2>&1; then
+      for _ in $(seq 20); do
+        if tail -n +"$((from + 1))" "$SB/charon.log" | grep -q 'parsed INFORMATIONAL request [0-9]* \[ \]'; then
+          ok "$1"
+          return
+        fi
+        sleep 0.1
+      done
+    fi
+    sleep 0.1
+  done
+  bad "$1"
+}
 # start_rekey_case ROLE CHARON_EXTRAS...: charon's connection, cygnet-ike
 # (lifetimes from CYG_EXTRA), the IKE SA set up by ROLE; start_view set.
 start_rekey_case() {
@@ -281,6 +301,7 @@ for role in responder initiator; do
     ike.rekey_time=7s ike.over_time=20s ike.rand_time=1s; then
     from=$(ss_log_lines "$SB")
     check_rekeyed "charon rekeys, cygnet-ike $role of the IKE SA"
+    live_check "  a liveness check on the new IKE SA gets through to charon"
     if grep -q 'IKE SA rekeyed by the peer' "$dir/ike$n.err" && c ike list | grep -q 'rekey in'; then
       ok "  cygnet-ike logged the peer's IKE SA rekey; ike list shows the rekey times"
     else bad "  cygnet-ike logged the peer's IKE SA rekey; ike list shows the rekey times"; fi
@@ -297,6 +318,7 @@ SS_REKEY_ESP=aes128gcm16-x25519 CYG_REKEY_ESP=aes128gcm16-x25519
 CYG_EXTRA="child_lifetime = 5; ike_lifetime = 8;"
 if start_rekey_case initiator; then
   check_rekeyed "cygnet-ike rekeys (lifetimes 5 s / 8 s, PFS)"
+  live_check "  a liveness check on the new IKE SA gets through to charon"
   if grep -q 'rekeying Child SA .*(PFS Curve25519' "$dir/ike$n.err" && grep -q 'IKE SA rekeyed, new SPIs' "$dir/ike$n.err"; then
     ok "  cygnet-ike initiated both rekeys, the CHILD SA's with PFS"
   else bad "  cygnet-ike initiated both rekeys, the CHILD SA's with PFS"; fi
