@@ -35,14 +35,17 @@ struct Wire : Transport {
 struct MockBackend : Backend {
   std::vector<ChildSaSpec> installed;  // with keys, as the engine handed them over
   std::vector<ChildSaSpec> removed;
+  std::vector<std::pair<char, std::uint32_t>> events;  // ('i' install | 'r' remove, inbound SPI), in order
   bool refuse = false;
   Result<void> install_child(const ChildSaSpec& c) override {
     if (refuse) return make_error("refused by the test");
     installed.push_back(c);
+    events.emplace_back('i', c.inbound.spi);
     return {};
   }
   Result<void> remove_child(const ChildSaSpec& c) override {
     removed.push_back(c);
+    events.emplace_back('r', c.inbound.spi);
     return {};
   }
   std::size_t live() const { return installed.size() - removed.size(); }
@@ -679,6 +682,11 @@ void expect_rekeyed(const Pair& p, const char* what) {
   // New installed before the old removed (2.8), old removed with its SPIs.
   ASSERT_EQ(p.ba.removed.size(), 1u) << p.logs();
   ASSERT_EQ(p.bb.removed.size(), 1u) << p.logs();
+  for (const MockBackend* b : {&p.ba, &p.bb}) {
+    using E = std::pair<char, std::uint32_t>;
+    EXPECT_EQ(b->events, (std::vector<E>{{'i', b->installed[0].inbound.spi}, {'i', b->installed[1].inbound.spi},
+                                         {'r', b->installed[0].inbound.spi}}));
+  }
   EXPECT_EQ(p.ba.removed[0].inbound.spi, p.ba.installed[0].inbound.spi);
   EXPECT_EQ(p.ba.removed[0].outbound.spi, p.ba.installed[0].outbound.spi);
   EXPECT_EQ(p.bb.removed[0].inbound.spi, p.bb.installed[0].inbound.spi);
