@@ -13,7 +13,8 @@
 #     CHILD SA (with PFS, which cygnet-ike follows) and the IKE SA, with
 #     cygnet-ike as responder and as initiator of the IKE SA; cygnet-ike
 #     with short lifetimes rekeys both (with PFS) against charon. Each
-#     time the new SPIs are on both sides and the old ones gone.
+#     time the new SPIs are on both sides and the old ones gone;
+#   - a second CHILD SA that charon asks for on the IKE SA.
 # ESN is not here: kernel-libipsec refuses it ("ESN not supported"), so
 # charon drops such a CHILD SA; ESN is covered by the in-process tests.
 # cygnet-ike runs with --backend log (the Child SA is printed, not
@@ -324,6 +325,43 @@ if start_rekey_case initiator; then
   else bad "  cygnet-ike initiated both rekeys, the CHILD SA's with PFS"; fi
 fi
 end_rekey_case
+
+# A second CHILD SA on the IKE SA (CREATE_CHILD_SA without REKEY_SA):
+# charon's connection gets a second child, net2, for 10.2.0.2 === 10.1.0.2,
+# within cygnet-ike's 10.2.0.0/16 === 10.1.0.0/16 (kernel-libipsec routes
+# from a local inner address: the second pair goes on lo too).
+ip -n "$SS_NS_B" addr add 10.2.0.2/32 dev lo 2>/dev/null
+ip -n "$SS_NS_A" addr add 10.1.0.2/32 dev lo 2>/dev/null
+ss_write_conn "$SB" c1 "$SS_B4" "$SS_A4" "$SS_IN_B4/32" "$SS_IN_A4/32" aes128gcm16-prfsha256-x25519 aes128gcm16 "$PSK" >/dev/null &&
+  /usr/bin/python3 - "$SB/swanctl/conf.d/c1.conf" <<'PY' && ss_load "$SB" >/dev/null || bad "load charon config with two children"
+import re, sys
+p = sys.argv[1]
+t = open(p).read()
+m = re.search(r"\t\t\tnet \{.*?\n\t\t\t\}\n", t, re.S)
+second = m.group(0).replace("net {", "net2 {", 1).replace("10.2.0.1/32", "10.2.0.2/32").replace("10.1.0.1/32", "10.1.0.2/32")
+open(p, "w").write(t[:m.end()] + second + t[m.end():])
+PY
+start_cygnet "$SS_A4" "$SS_B4" "10.1.0.0/16" "10.2.0.0/16" aes128gcm16-prfsha256-x25519 aes128gcm16
+c ike initiate peer >/dev/null
+if ss_wait_sa "$SB" c1 net 20 && ss_initiate "$SB" c1 net2 20; then
+  pairs=""
+  for _ in $(seq 50); do
+    theirs=$(ss_swanctl "$SB" --list-sas --raw 2>/dev/null | grep -o 'state=INSTALLED [^{}]*spi-in=[0-9a-f]* spi-out=[0-9a-f]*' |
+      sed 's/.*spi-in=\([0-9a-f]*\) spi-out=\([0-9a-f]*\)/\2 \1/' | sort | tr '\n' ' ')
+    ours=$(c --json ike list 2>/dev/null | /usr/bin/python3 -c '
+import json, sys
+v = json.load(sys.stdin)
+print(" ".join(sorted(c["spi_in"][2:] + " " + c["spi_out"][2:] for s in v for c in s["children"])) + " ")')
+    [ "$(wc -w <<<"$theirs")" = 4 ] && [ "$theirs" = "$ours" ] && pairs=$ours && break
+    sleep 0.1
+  done
+  if [ -n "$pairs" ]; then ok "a second CHILD SA from charon on the IKE SA: both installed on both sides ($pairs)"
+  else bad "a second CHILD SA: charon '$theirs', cygnet-ike '$ours'"; fi
+else
+  bad "a second CHILD SA: charon did not get both up"
+fi
+stop_cygnet
+ss_wait_no_sa "$SB" "" 10 >/dev/null
 
 echo "$checks checks, $fails failed"
 [ "$fails" -eq 0 ]
