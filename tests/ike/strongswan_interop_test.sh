@@ -8,7 +8,13 @@
 #   - IPv6 outer addresses, one proposal, both roles;
 #   - traffic selector narrowing by charon as responder;
 #   - a wrong PSK: both sides log AUTHENTICATION_FAILED, no SA anywhere;
-#   - a Delete from either side removes the SA on the other.
+#   - a Delete from either side removes the SA on the other;
+#   - rekeying (CREATE_CHILD_SA): charon with short rekey times rekeys the
+#     CHILD SA (with PFS, which cygnet-ike follows) and the IKE SA, with
+#     cygnet-ike as responder and as initiator of the IKE SA; cygnet-ike
+#     with short lifetimes rekeys both (with PFS) against charon. Each
+#     time the new SPIs are on both sides and the old ones gone;
+#   - a second CHILD SA that charon asks for on the IKE SA.
 # ESN is not here: kernel-libipsec refuses it ("ESN not supported"), so
 # charon drops such a CHILD SA; ESN is covered by the in-process tests.
 # cygnet-ike runs with --backend log (the Child SA is printed, not
@@ -65,7 +71,8 @@ connections = ( {
   name = "peer"; local_addr = "$1"; remote_addrs = "$2";
   local_id = "fqdn:$SS_REMOTE_ID"; remote_id = "fqdn:$SS_LOCAL_ID"; psk = "ss";
   local_ts = ( "$3" ); remote_ts = ( "$4" );
-  ike = ( "$5" ); esp = ( "$6" );
+  ike = ( "$5" ); esp = ( "$6" );${CYG_EXTRA:+
+  $CYG_EXTRA}
 } );
 CONF
   ip netns exec "$SS_NS_A" "$ike" -c "$dir/ike$n.conf" --backend log --control "$dir/ike.sock" \
@@ -195,6 +202,166 @@ for role in initiator responder; do
   else bad "wrong PSK, cygnet-ike $role: no SA on either side"; fi
   stop_cygnet
 done
+
+# ---------------------------------------------------------------- rekeying
+# "ISPI RSPI IN OUT" of charon's one IKE SA with its one INSTALLED CHILD
+# SA, only if that is all it has. A rekeyed CHILD SA stays listed as
+# DELETED for charon's delete_rekeyed_delay (5 s; only its inbound SA,
+# for late packets): that one is gone as far as the peers are concerned.
+their_view() {
+  ss_swanctl "$SB" --list-sas --raw 2>/dev/null | /usr/bin/python3 -c '
+import re, sys
+t = sys.stdin.read()
+ike = re.findall(r"initiator-spi=([0-9a-f]+) responder-spi=([0-9a-f]+)", t)
+ch = re.findall(r"state=(\w+) [^{}]*?spi-in=([0-9a-f]+) spi-out=([0-9a-f]+)", t)
+live = [c for c in ch if c[0] != "DELETED"]
+if len(ike) != 1 or len(live) != 1 or live[0][0] != "INSTALLED": sys.exit(1)
+print(ike[0][0], ike[0][1], live[0][1], live[0][2])
+'
+}
+# The same of ours: "ISPI RSPI IN OUT" (our IN is charon's OUT).
+our_view() {
+  c --json ike list 2>/dev/null | /usr/bin/python3 -c '
+import json, sys
+v = json.load(sys.stdin)
+if len(v) != 1 or v[0]["state"] != "established" or len(v[0]["children"]) != 1: sys.exit(1)
+s, ch = v[0], v[0]["children"][0]
+print(s["spi_i"], s["spi_r"], ch["spi_out"][2:], ch["spi_in"][2:])
+'
+}
+# check_rekeyed LABEL: waits (20 s) until both sides show one IKE SA and
+# one CHILD SA, the same SPIs on both, and none of the SPIs they had at
+# the start (in $start_view).
+check_rekeyed() {
+  local label=$1 theirs ours si sr ci co
+  read -r si sr ci co <<<"$start_view"
+  for _ in $(seq 200); do
+    theirs=$(their_view)
+    ours=$(our_view)
+    [ -n "$theirs" ] && [ "$theirs" = "$ours" ] && {
+      read -r ni nr nci nco <<<"$theirs"
+      [ "$ni" != "$si" ] && [ "$nr" != "$sr" ] && [ "$nci" != "$ci" ] && [ "$nco" != "$co" ] && break
+    }
+    sleep 0.1
+  done
+  read -r ni nr nci nco <<<"${theirs:-- - - -}"
+  if [ -n "$theirs" ] && [ "$theirs" = "$ours" ] && [ "$ni" != "$si" ] && [ "$nci" != "$ci" ] && [ "$nco" != "$co" ]; then
+    ok "$label: IKE SA ${si:0:8}.. -> ${ni:0:8}.., CHILD SA in/out $ci/$co -> $nci/$nco on both sides, old ones gone (or DELETED on charon)"
+  else
+    bad "$label: at the start '$start_view', charon now '$theirs', cygnet-ike now '$ours'"
+  fi
+}
+# live_check LABEL: an empty INFORMATIONAL (liveness check) from cygnet-ike
+# on the IKE SA it has now reaches charon, so the rekeyed IKE SA's keys
+# agree (retried while a rekey of ours has the window).
+live_check() {
+  local from
+  for _ in $(seq 30); do
+    from=$(ss_log_lines "$SB")
+    if c ike liveness peer >/dev/null 2>&1; then
+      for _ in $(seq 20); do
+        if tail -n +"$((from + 1))" "$SB/charon.log" | grep -q 'parsed INFORMATIONAL request [0-9]* \[ \]'; then
+          ok "$1"
+          return
+        fi
+        sleep 0.1
+      done
+    fi
+    sleep 0.1
+  done
+  bad "$1"
+}
+# start_rekey_case ROLE CHARON_EXTRAS...: charon's connection, cygnet-ike
+# (lifetimes from CYG_EXTRA), the IKE SA set up by ROLE; start_view set.
+start_rekey_case() {
+  local role=$1
+  shift
+  ss_write_conn "$SB" c1 "$SS_B4" "$SS_A4" "$SS_IN_B4/32" "$SS_IN_A4/32" aes128gcm16-prfsha256-x25519 \
+    "$SS_REKEY_ESP" "$PSK" "$@" >/dev/null && ss_load "$SB" >/dev/null || { bad "load charon config for rekeying"; return 1; }
+  start_cygnet "$SS_A4" "$SS_B4" "$SS_IN_A4/32" "$SS_IN_B4/32" aes128gcm16-prfsha256-x25519 "$CYG_REKEY_ESP" ||
+    { bad "start cygnet-ike"; return 1; }
+  if [ "$role" = initiator ]; then c ike initiate peer >/dev/null; else ss_initiate "$SB" c1 net 20 >/dev/null; fi
+  start_view=""
+  for _ in $(seq 100); do start_view=$(our_view) && [ "$start_view" = "$(their_view)" ] && return 0; sleep 0.1; done
+  bad "rekeying, cygnet-ike $role: no IKE and CHILD SA to start from"
+  return 1
+}
+end_rekey_case() {
+  stop_cygnet
+  ss_wait_no_sa "$SB" "" 10 >/dev/null
+  CYG_EXTRA=""
+}
+
+# charon rekeys (CHILD SA after 3-4 s with PFS, IKE SA after 6-7 s; the
+# hard times are given: charon's default over_time, 10 % in whole
+# seconds, would be 0 and make them hard expiries);
+# cygnet-ike has no PFS group configured and follows charon's KE.
+for role in responder initiator; do
+  SS_REKEY_ESP=aes128gcm16-x25519 CYG_REKEY_ESP=aes128gcm16
+  if start_rekey_case "$role" child.rekey_time=4s child.life_time=30s child.rand_time=1s \
+    ike.rekey_time=7s ike.over_time=20s ike.rand_time=1s; then
+    from=$(ss_log_lines "$SB")
+    check_rekeyed "charon rekeys, cygnet-ike $role of the IKE SA"
+    live_check "  a liveness check on the new IKE SA gets through to charon"
+    if grep -q 'IKE SA rekeyed by the peer' "$dir/ike$n.err" && c ike list | grep -q 'rekey in'; then
+      ok "  cygnet-ike logged the peer's IKE SA rekey; ike list shows the rekey times"
+    else bad "  cygnet-ike logged the peer's IKE SA rekey; ike list shows the rekey times"; fi
+    if tail -n +"$((from + 1))" "$SB/charon.log" | grep -Eq 'N\((NO_PROP|INVAL_KE|TS_UNACCEPT|TEMP_FAIL|NO_CHILD_SA|CHLD_SA_NOT_FOUND)'; then
+      bad "  charon saw an error notify during the rekeys"
+    fi
+  fi
+  end_rekey_case
+done
+
+# cygnet-ike rekeys (CHILD SA lifetime 5 s: after 4-4.5 s, with PFS; IKE
+# SA lifetime 8 s: after 6.4-7.2 s); charon keeps its long defaults.
+SS_REKEY_ESP=aes128gcm16-x25519 CYG_REKEY_ESP=aes128gcm16-x25519
+CYG_EXTRA="child_lifetime = 5; ike_lifetime = 8;"
+if start_rekey_case initiator; then
+  check_rekeyed "cygnet-ike rekeys (lifetimes 5 s / 8 s, PFS)"
+  live_check "  a liveness check on the new IKE SA gets through to charon"
+  if grep -q 'rekeying Child SA .*(PFS Curve25519' "$dir/ike$n.err" && grep -q 'IKE SA rekeyed, new SPIs' "$dir/ike$n.err"; then
+    ok "  cygnet-ike initiated both rekeys, the CHILD SA's with PFS"
+  else bad "  cygnet-ike initiated both rekeys, the CHILD SA's with PFS"; fi
+fi
+end_rekey_case
+
+# A second CHILD SA on the IKE SA (CREATE_CHILD_SA without REKEY_SA):
+# charon's connection gets a second child, net2, for 10.2.0.2 === 10.1.0.2,
+# within cygnet-ike's 10.2.0.0/16 === 10.1.0.0/16 (kernel-libipsec routes
+# from a local inner address: the second pair goes on lo too).
+ip -n "$SS_NS_B" addr add 10.2.0.2/32 dev lo 2>/dev/null
+ip -n "$SS_NS_A" addr add 10.1.0.2/32 dev lo 2>/dev/null
+ss_write_conn "$SB" c1 "$SS_B4" "$SS_A4" "$SS_IN_B4/32" "$SS_IN_A4/32" aes128gcm16-prfsha256-x25519 aes128gcm16 "$PSK" >/dev/null &&
+  /usr/bin/python3 - "$SB/swanctl/conf.d/c1.conf" <<'PY' && ss_load "$SB" >/dev/null || bad "load charon config with two children"
+import re, sys
+p = sys.argv[1]
+t = open(p).read()
+m = re.search(r"\t\t\tnet \{.*?\n\t\t\t\}\n", t, re.S)
+second = m.group(0).replace("net {", "net2 {", 1).replace("10.2.0.1/32", "10.2.0.2/32").replace("10.1.0.1/32", "10.1.0.2/32")
+open(p, "w").write(t[:m.end()] + second + t[m.end():])
+PY
+start_cygnet "$SS_A4" "$SS_B4" "10.1.0.0/16" "10.2.0.0/16" aes128gcm16-prfsha256-x25519 aes128gcm16
+c ike initiate peer >/dev/null
+if ss_wait_sa "$SB" c1 net 20 && ss_initiate "$SB" c1 net2 20; then
+  pairs=""
+  for _ in $(seq 50); do
+    theirs=$(ss_swanctl "$SB" --list-sas --raw 2>/dev/null | grep -o 'state=INSTALLED [^{}]*spi-in=[0-9a-f]* spi-out=[0-9a-f]*' |
+      sed 's/.*spi-in=\([0-9a-f]*\) spi-out=\([0-9a-f]*\)/\2 \1/' | sort | tr '\n' ' ')
+    ours=$(c --json ike list 2>/dev/null | /usr/bin/python3 -c '
+import json, sys
+v = json.load(sys.stdin)
+print(" ".join(sorted(c["spi_in"][2:] + " " + c["spi_out"][2:] for s in v for c in s["children"])) + " ")')
+    [ "$(wc -w <<<"$theirs")" = 4 ] && [ "$theirs" = "$ours" ] && pairs=$ours && break
+    sleep 0.1
+  done
+  if [ -n "$pairs" ]; then ok "a second CHILD SA from charon on the IKE SA: both installed on both sides ($pairs)"
+  else bad "a second CHILD SA: charon '$theirs', cygnet-ike '$ours'"; fi
+else
+  bad "a second CHILD SA: charon did not get both up"
+fi
+stop_cygnet
+ss_wait_no_sa "$SB" "" 10 >/dev/null
 
 echo "$checks checks, $fails failed"
 [ "$fails" -eq 0 ]

@@ -230,17 +230,19 @@ Result<std::vector<EspSuite>> parse_esp_proposal(std::string_view text) {
     return make_error("ESP proposal '" + shown + "': '" + t->first_prf +
                       "' is a PRF, which applies to IKE proposals only");
   }
-  if (!t->group.empty()) {
-    return make_error("ESP proposal '" + shown + "': key exchange '" + t->first_group +
-                      "' (PFS for CHILD SAs) is not supported; remove it");
-  }
+  // A key exchange group: PFS for the CHILD SAs' rekeys (RFC 7296 1.3.1).
+  std::vector<std::optional<KeGroup>> groups;
+  for (auto* g : t->group) groups.emplace_back(g->id);
+  if (groups.empty()) groups.emplace_back();
   std::vector<bool> esns = t->esn.empty() ? std::vector<bool>{false} : t->esn;
   std::vector<EspSuite> out;
   for (auto* e : t->encr) {
     std::vector<const IntegTok*> integs = t->integ;
     if (integs.empty()) integs.push_back(nullptr);
     for (auto* i : integs) {
-      for (bool esn : esns) push_unique(out, EspSuite{e->id, e->bits, i ? i->id : IntegId::none, esn});
+      for (bool esn : esns) {
+        for (const auto& g : groups) push_unique(out, EspSuite{e->id, e->bits, i ? i->id : IntegId::none, esn, g});
+      }
     }
   }
   if (out.size() > kMaxSuites) {
@@ -284,6 +286,7 @@ std::string to_string(const IkeSuite& s) {
 std::string to_string(const EspSuite& s) {
   std::string out = encr_tok_name(s.encr, s.encr_key_bits);
   if (s.integ != IntegId::none) out += "-" + integ_tok_name(s.integ);
+  if (s.group) out += "-" + group_tok_name(*s.group);
   return out + (s.esn ? "-esn" : "");
 }
 

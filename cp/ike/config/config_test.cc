@@ -261,6 +261,13 @@ TEST(Proposals, EveryEspTokenMapsToItsSuite) {
   EXPECT_FALSE((*both)[1].esn);
   EXPECT_EQ(to_string((*both)[0]), "aes128gcm16-esn");
   EXPECT_EQ(to_string(EspSuite{EncrId::aes_cbc, 256, IntegId::hmac_sha2_512_256, false}), "aes256-sha512");
+  // A group in an ESP proposal: PFS for CREATE_CHILD_SA (RFC 7296 1.3.1).
+  auto pfs = parse_esp_proposal("aes128gcm16-x25519-modp2048");
+  ASSERT_TRUE(pfs.ok());
+  ASSERT_EQ(pfs->size(), 2u);
+  EXPECT_EQ((*pfs)[0].group, KeGroup::curve25519);
+  EXPECT_EQ((*pfs)[1].group, KeGroup::modp2048);
+  EXPECT_EQ(to_string((*pfs)[0]), "aes128gcm16-x25519");
 }
 
 TEST(Proposals, Defaults) {
@@ -290,7 +297,6 @@ TEST(Proposals, ErrorsNameTheTokenAndWhatIsAccepted) {
       {true, "aes128gcm16-x25519", {"an AEAD proposal needs a PRF", "prfsha256"}},
       {true, "aes128gcm16-prfsha256-x25519-esn", {"'esn' applies to ESP proposals only"}},
       {false, "aes128gcm16-prfsha256", {"'prfsha256' is a PRF"}},
-      {false, "aes128gcm16-modp2048", {"key exchange 'modp2048'", "not supported"}},
       {true, "aes128gcm16-aes128-sha256-prfsha256-x25519", {"mixes AEAD and non-AEAD"}},
       {true, "aes128gcm16--prfsha256-x25519", {"empty algorithm name"}},
       {true, "prfsha256-x25519", {"no encryption algorithm"}},

@@ -47,6 +47,12 @@ std::string hex32(std::uint32_t v) {
   return b;
 }
 
+// Seconds from now to an engine time (0: never), for `ike list`.
+long long secs_until(std::uint64_t at_ms, std::uint64_t now_ms) {
+  if (at_ms == 0) return -1;
+  return at_ms <= now_ms ? 0 : static_cast<long long>((at_ms - now_ms + 999) / 1000);
+}
+
 std::string hex64(std::uint64_t v) {
   char b[24];
   std::snprintf(b, sizeof b, "%016llx", static_cast<unsigned long long>(v));
@@ -360,13 +366,17 @@ std::string control_answer(Control& ctl, std::string_view line, std::uint64_t no
           << hex64(s.spi_i) << "\",\"spi_r\":\"" << hex64(s.spi_r) << "\",\"local\":" << json_str(s.local.to_string())
           << ",\"remote\":" << json_str(s.remote.to_string()) << ",\"peer_id\":" << json_str(s.peer_id.to_string())
           << ",\"proposal\":" << json_str(suite) << ",\"nat_local\":" << (s.nat_local ? "true" : "false")
-          << ",\"nat_remote\":" << (s.nat_remote ? "true" : "false") << ",\"children\":[";
+          << ",\"nat_remote\":" << (s.nat_remote ? "true" : "false") << ",\"rekey_in_s\":" << secs_until(s.rekey_at_ms, now)
+          << ",\"expire_in_s\":" << secs_until(s.expire_at_ms, now) << ",\"rekeyed\":" << (s.rekeyed ? "true" : "false")
+          << ",\"children\":[";
         bool cf = true;
         for (const ChildSaInfo& c : s.children) {
           o << (cf ? "" : ",") << "{\"reqid\":" << c.reqid << ",\"spi_in\":\"" << hex32(c.spi_in)
             << "\",\"spi_out\":\"" << hex32(c.spi_out) << "\",\"proposal\":" << json_str(cfg::to_string(c.suite))
             << ",\"mode\":\"" << (c.mode == Mode::tunnel ? "tunnel" : "transport")
-            << "\",\"encap\":" << (c.encap ? "true" : "false") << ",\"local_ts\":[";
+            << "\",\"encap\":" << (c.encap ? "true" : "false") << ",\"rekey_in_s\":" << secs_until(c.rekey_at_ms, now)
+            << ",\"expire_in_s\":" << secs_until(c.expire_at_ms, now) << ",\"rekeyed\":" << (c.rekeyed ? "true" : "false")
+            << ",\"local_ts\":[";
           for (std::size_t i = 0; i < c.local_ts.size(); ++i) o << (i ? "," : "") << json_str(to_string(c.local_ts[i]));
           o << "],\"remote_ts\":[";
           for (std::size_t i = 0; i < c.remote_ts.size(); ++i) o << (i ? "," : "") << json_str(to_string(c.remote_ts[i]));
@@ -379,11 +389,13 @@ std::string control_answer(Control& ctl, std::string_view line, std::uint64_t no
         o << s.connection << ": " << state_name(s.state) << ", " << (s.initiator ? "initiator" : "responder") << ", "
           << s.local.to_string() << " <-> " << s.remote.to_string() << " (" << s.peer_id.to_string() << "), SPIs "
           << hex64(s.spi_i) << "_i " << hex64(s.spi_r) << "_r, " << suite
-          << (s.nat_local || s.nat_remote ? ", NAT-T" : "") << "\n";
+          << (s.nat_local || s.nat_remote ? ", NAT-T" : "") << ", rekey in " << secs_until(s.rekey_at_ms, now)
+          << "s, expires in " << secs_until(s.expire_at_ms, now) << "s" << (s.rekeyed ? ", rekeyed" : "") << "\n";
         for (const ChildSaInfo& c : s.children) {
           o << "  child reqid " << c.reqid << ": " << hex32(c.spi_in) << "_i " << hex32(c.spi_out) << "_o, "
             << cfg::to_string(c.suite) << ", " << (c.mode == Mode::tunnel ? "tunnel" : "transport")
-            << (c.encap ? ", UDP-encapsulated" : "") << "\n    ";
+            << (c.encap ? ", UDP-encapsulated" : "") << ", rekey in " << secs_until(c.rekey_at_ms, now)
+            << "s, expires in " << secs_until(c.expire_at_ms, now) << "s" << (c.rekeyed ? ", rekeyed" : "") << "\n    ";
           for (const TsRange& t : c.local_ts) o << to_string(t) << " ";
           o << "=== ";
           for (const TsRange& t : c.remote_ts) o << to_string(t) << " ";

@@ -37,6 +37,9 @@ struct EspSuite {
   std::uint16_t encr_key_bits = 128;
   IntegId integ = IntegId::none;
   bool esn = false;  // offer/accept extended sequence numbers (RFC 4304)
+  // PFS: the key exchange of CREATE_CHILD_SA rekeys and further Child SAs
+  // (RFC 7296 1.3.1); none: no KE. The first Child SA has none (1.2).
+  std::optional<KeGroup> group = std::nullopt;
   bool operator==(const EspSuite&) const = default;
 };
 

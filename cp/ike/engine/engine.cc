@@ -119,7 +119,93 @@ void wipe_keys(SaConfig& c) {
   c.integ_key = SecretKey{};
 }
 
+Bytes spi4(std::uint32_t v) {
+  return Bytes{static_cast<std::uint8_t>(v >> 24), static_cast<std::uint8_t>(v >> 16), static_cast<std::uint8_t>(v >> 8),
+               static_cast<std::uint8_t>(v)};
+}
+
+std::uint32_t be32(const Bytes& b) {
+  return static_cast<std::uint32_t>(b[0]) << 24 | static_cast<std::uint32_t>(b[1]) << 16 |
+         static_cast<std::uint32_t>(b[2]) << 8 | b[3];
+}
+
+std::uint64_t be64(const Bytes& b) {
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < 8; ++i) v = v << 8 | b[i];
+  return v;
+}
+
+// The lower of two nonces, compared as octet strings (2.8.1, 2.8.2).
+const Bytes& min_nonce(const Bytes& a, const Bytes& b) {
+  return std::lexicographical_compare(b.begin(), b.end(), a.begin(), a.end()) ? b : a;
+}
+
+bool nonce_less(const Bytes& a, const Bytes& b) {
+  return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end());
+}
+
+// Soft and hard times of an SA, like strongSwan's rekey_time, over_time and
+// rand_time counted back from the hard lifetime: the hard time is the
+// lifetime; the rekey starts a margin of 10 % before it, less a random
+// jitter of up to another 10 %, so two peers with the same lifetime rarely
+// start a rekey at the same moment.
+std::pair<std::uint64_t, std::uint64_t> lifetime_times(std::uint32_t lifetime_s, std::uint64_t now_ms) {
+  const std::uint64_t life = std::uint64_t{lifetime_s} * 1000;
+  const std::uint64_t margin = life / 10;
+  const std::uint64_t jitter = margin != 0 ? random_u64() % margin : 0;
+  return {now_ms + life - margin - jitter, now_ms + life};
+}
+
+// A connection's selectors (ours, the peer's); none configured: the
+// addresses of the IKE SA.
+std::pair<std::vector<TsRange>, std::vector<TsRange>> conn_selectors(const Connection& c, const IpAddress& local,
+                                                                     const IpAddress& remote) {
+  std::vector<TsRange> l, r;
+  for (const TsConfig& t : c.local_ts) l.push_back(ts_from_config(t));
+  for (const TsConfig& t : c.remote_ts) r.push_back(ts_from_config(t));
+  if (l.empty()) l.push_back(ts_host(local));
+  if (r.empty()) r.push_back(ts_host(remote));
+  return {std::move(l), std::move(r)};
+}
+
+// The Notification Data of INVALID_KE_PAYLOAD: the group we want (1.2).
+Bytes group_bytes(KeGroup g) {
+  const auto v = static_cast<std::uint16_t>(g);
+  return Bytes{static_cast<std::uint8_t>(v >> 8), static_cast<std::uint8_t>(v)};
+}
+
+// The Child SA payloads of a responder's answer (IKE_AUTH, CREATE_CHILD_SA).
+void append_child_reply(std::vector<Payload>& out, Mode mode, const EspChoice& c, std::uint32_t spi_in,
+                        const std::vector<TsRange>& ts_i, const std::vector<TsRange>& ts_r) {
+  if (mode == Mode::transport) out.push_back(NotifyPayload::make(NotifyType::use_transport_mode));
+  out.push_back(esp_reply(c, spi_in));
+  out.push_back(ts_payload(ts_i, false));
+  out.push_back(ts_payload(ts_r, true));
+}
+
+// A failed rekey is tried again after a few seconds (not past the hard time).
+constexpr std::uint64_t kRekeyRetryMs = 5000;
+
 }  // namespace
+
+struct Engine::Creating {
+  enum class Kind : std::uint8_t { new_child, rekey_child, rekey_ike };
+  Kind kind = Kind::rekey_child;
+  std::uint32_t old_spi_in = 0;  // rekey_child: our inbound SPI of the Child SA being rekeyed
+  std::uint32_t spi_in = 0;      // a Child SA: our inbound SPI of the new one
+  std::uint64_t new_spi = 0;     // rekey_ike: our SPI of the new IKE SA
+  Bytes nonce;                   // our Ni
+  std::optional<KeyExchange> ke;
+  std::vector<TsRange> local_ts, remote_ts;
+  Mode mode = Mode::tunnel;
+  unsigned ke_retries = 0;
+  // The peer's rekey of the same SA, answered while ours was out (2.8.1,
+  // 2.8.2): the lower nonce of that exchange and what it made.
+  bool collision = false;
+  Bytes collision_nonce;
+  std::uint32_t collision_spi_in = 0;   // child: our inbound SPI of the peer's new Child SA
+  std::uint64_t collision_ike_spi = 0;  // IKE: our SPI of the peer's new IKE SA
+};
 
 struct Engine::IkeSa {
   const Connection* conn = nullptr;
@@ -152,8 +238,15 @@ struct Engine::IkeSa {
   struct Child {
     ChildSaInfo info;
     ChildSaSpec spec;  // as installed, keys wiped
+    bool rekeying = false;  // our rekey of it is out
+    bool deleting = false;  // our Delete of it is queued or out
   };
   std::vector<Child> children;
+  std::optional<Creating> creating;      // our CREATE_CHILD_SA request in flight
+  std::vector<std::uint32_t> delete_queue;  // our inbound SPIs of Child SAs to send a Delete for
+  std::vector<std::uint32_t> deleting;      // ... in the INFORMATIONAL request out
+  bool rekeyed = false;                     // replaced by a rekey (2.18): waits for its Delete
+  std::uint64_t rekey_ms = 0, expire_ms = 0;  // lifetime: soft and hard
   std::uint32_t child_spi_in = 0;  // initiator: the first Child SA's inbound SPI
   std::vector<TsRange> child_local_ts, child_remote_ts;
   Identity peer_id;
@@ -211,6 +304,7 @@ std::uint32_t Engine::alloc_esp_spi() {
     for (const auto& [k, sa] : sas_) {
       for (const auto& c : sa->children) used |= c.info.spi_in == v;
       used |= sa->child_spi_in == v;
+      used |= sa->creating && sa->creating->spi_in == v;
     }
     if (!used) return v;
   }
@@ -548,6 +642,7 @@ void Engine::on_auth_response(IkeSa& sa, const Message& m, std::uint64_t now_ms)
   sa.was_established = true;
   sa.last_rx_ms = now_ms;
   sa.peer_id = peer;
+  set_ike_timers(sa, now_ms);
   ++stats_.ike_established;
   log(sa.conn->name + ": IKE SA established with " + sa.remote.to_string() + " (" + to_string(*sa.suite) + ")");
 
@@ -579,7 +674,9 @@ void Engine::on_auth_response(IkeSa& sa, const Message& m, std::uint64_t now_ms)
     log(sa.conn->name + ": the responder did not agree to the mode");
     return;
   }
-  if (auto r = install_child(sa, *choice, sa.child_spi_in, sa.conn->mode, got_i, got_r, now_ms); !r) {
+  if (auto r = install_child(sa, *choice, sa.child_spi_in, sa.conn->mode, got_i, got_r, now_ms,
+                             ChildKeying{{}, sa.ni, sa.nr, true, {}});
+      !r) {
     log(sa.conn->name + ": Child SA not installed: " + r.error().message);
   }
 }
@@ -629,9 +726,7 @@ void Engine::on_init_request(const Endpoint& local, const Endpoint& remote, std:
   if (!choice) {
     if (auto other = select_ike(conn->ike, *sap)) {  // acceptable, but with another group (1.2)
       ++stats_.invalid_ke_sent;
-      const auto g = static_cast<std::uint16_t>(other->suite.group);
-      send_plain_notify(local, remote, h, NotifyType::invalid_ke_payload,
-                        Bytes{static_cast<std::uint8_t>(g >> 8), static_cast<std::uint8_t>(g)});
+      send_plain_notify(local, remote, h, NotifyType::invalid_ke_payload, group_bytes(other->suite.group));
     } else {
       ++stats_.no_proposal_sent;
       log("IKE_SA_INIT from " + remote.to_string() + ": no acceptable proposal");
@@ -764,6 +859,7 @@ void Engine::on_auth_request(IkeSa& sa, const Message& m, std::uint64_t now_ms) 
   sa.was_established = true;
   sa.last_rx_ms = now_ms;
   sa.peer_id = peer;
+  set_ike_timers(sa, now_ms);
   --half_open_;
   ++stats_.ike_established;
   log(conn->name + ": IKE SA established with " + sa.remote.to_string() + " (" + to_string(*sa.suite) + ")");
@@ -796,11 +892,7 @@ void Engine::on_auth_request(IkeSa& sa, const Message& m, std::uint64_t now_ms) 
     out.push_back(NotifyPayload::make(t));
   };
   if (sap != nullptr && tsi != nullptr && tsr != nullptr) {
-    std::vector<TsRange> our_local, our_remote;
-    for (const TsConfig& t : conn->local_ts) our_local.push_back(ts_from_config(t));
-    for (const TsConfig& t : conn->remote_ts) our_remote.push_back(ts_from_config(t));
-    if (our_local.empty()) our_local.push_back(ts_host(sa.local.addr));
-    if (our_remote.empty()) our_remote.push_back(ts_host(sa.remote.addr));
+    const auto [our_local, our_remote] = conn_selectors(*conn, sa.local.addr, sa.remote.addr);
     const bool want_transport = find_notify(m, NotifyType::use_transport_mode) != nullptr;
     auto choice = select_esp(conn->esp, *sap);
     auto ts_i = narrow(ts_from_payload(*tsi), our_remote);
@@ -817,13 +909,11 @@ void Engine::on_auth_request(IkeSa& sa, const Message& m, std::uint64_t now_ms) 
     } else {
       const Mode mode = want_transport && conn->mode == Mode::transport ? Mode::transport : Mode::tunnel;
       const std::uint32_t spi_in = alloc_esp_spi();
-      if (auto r = install_child(sa, *choice, spi_in, mode, ts_r, ts_i, now_ms); !r) {
+      if (auto r = install_child(sa, *choice, spi_in, mode, ts_r, ts_i, now_ms, ChildKeying{{}, sa.ni, sa.nr, false, {}});
+          !r) {
         child_error(NotifyType::temporary_failure, "the dataplane refused it: " + r.error().message);
       } else {
-        if (mode == Mode::transport) out.push_back(NotifyPayload::make(NotifyType::use_transport_mode));
-        out.push_back(esp_reply(*choice, spi_in));
-        out.push_back(ts_payload(ts_i, false));
-        out.push_back(ts_payload(ts_r, true));
+        append_child_reply(out, mode, *choice, spi_in, ts_i, ts_r);
       }
     }
   }
@@ -839,23 +929,24 @@ void Engine::on_auth_request(IkeSa& sa, const Message& m, std::uint64_t now_ms) 
 
 Result<void> Engine::install_child(IkeSa& sa, const EspChoice& esp, std::uint32_t spi_in, Mode mode,
                                    std::vector<TsRange> local_ts, std::vector<TsRange> remote_ts,
-                                   std::uint64_t now_ms) {
+                                   std::uint64_t now_ms, const ChildKeying& k) {
   auto cipher = esp_cipher(esp.suite);
   if (!cipher) return cipher.error();
   auto integ = esp_integ(esp.suite);
   if (!integ) return integ.error();
   const ChildSaSuite cs{esp.suite.encr, esp.suite.encr_key_bits, esp.suite.integ};
-  auto km = derive_child_sa_keys(sa.suite->prf, sa.keys->sk_d, cs, {}, sa.ni, sa.nr);
+  auto km = derive_child_sa_keys(sa.suite->prf, sa.keys->sk_d, cs, k.g_ir, k.ni, k.nr);
   if (!km) return km.error();
-  // KEYMAT's first keys protect initiator -> responder traffic (2.17).
-  const SecretKey& in_e = sa.initiator ? km->encr_r : km->encr_i;
-  const SecretKey& in_a = sa.initiator ? km->integ_r : km->integ_i;
-  const SecretKey& out_e = sa.initiator ? km->encr_i : km->encr_r;
-  const SecretKey& out_a = sa.initiator ? km->integ_i : km->integ_r;
+  // KEYMAT's first keys protect the traffic from the initiator of the
+  // exchange that made the SA to its responder (2.17).
+  const SecretKey& in_e = k.we_initiated ? km->encr_r : km->encr_i;
+  const SecretKey& in_a = k.we_initiated ? km->integ_r : km->integ_i;
+  const SecretKey& out_e = k.we_initiated ? km->encr_i : km->encr_r;
+  const SecretKey& out_a = k.we_initiated ? km->integ_i : km->integ_r;
 
   ChildSaSpec spec;
   spec.connection = sa.conn->name;
-  spec.reqid = next_reqid_++;
+  spec.reqid = k.reqid ? *k.reqid : next_reqid_++;
   const bool encap = sa.natt && sa.encap();
   for (SaConfig* c : {&spec.inbound, &spec.outbound}) {
     c->mode = mode;
@@ -883,7 +974,9 @@ Result<void> Engine::install_child(IkeSa& sa, const EspChoice& esp, std::uint32_
   spec.outbound.encap.sport = sa.local.port;
   spec.outbound.encap.dport = sa.remote.port;
   spec.outbound.selectors = to_selectors(local_ts, remote_ts);
-  for (const Selector& s : spec.outbound.selectors) {
+  // A rekey keeps the old Child SA's reqid: its policies stay installed and
+  // move to the new one (the dataplane's SA set of the reqid changes).
+  for (const Selector& s : k.reqid ? std::vector<Selector>{} : spec.outbound.selectors) {
     Policy p;
     p.dir = PolicyDir::out;
     p.action = PolicyAction::protect;
@@ -891,7 +984,7 @@ Result<void> Engine::install_child(IkeSa& sa, const EspChoice& esp, std::uint32_
     p.sel = s;
     spec.policies.push_back(p);
   }
-  for (const Selector& s : spec.inbound.selectors) {
+  for (const Selector& s : k.reqid ? std::vector<Selector>{} : spec.inbound.selectors) {
     Policy p;
     p.dir = PolicyDir::in;
     p.action = PolicyAction::protect;
@@ -908,11 +1001,13 @@ Result<void> Engine::install_child(IkeSa& sa, const EspChoice& esp, std::uint32_
   c.info.spi_in = spi_in;
   c.info.spi_out = esp.peer_spi;
   c.info.suite = esp.suite;
+  c.info.suite.group = esp.group;  // the key exchange done for it, if any
   c.info.mode = mode;
   c.info.encap = encap;
   c.info.local_ts = std::move(local_ts);
   c.info.remote_ts = std::move(remote_ts);
   c.info.established_ms = now_ms;
+  std::tie(c.info.rekey_at_ms, c.info.expire_at_ms) = lifetime_times(sa.conn->child_lifetime_s, now_ms);
   c.spec = std::move(spec);
   sa.children.push_back(std::move(c));
   ++stats_.child_installed;
@@ -959,6 +1054,703 @@ void Engine::reap() {
   }
 }
 
+void Engine::remove_child_sa(IkeSa& sa, std::uint32_t spi_in) {
+  auto it = std::find_if(sa.children.begin(), sa.children.end(),
+                         [&](const IkeSa::Child& c) { return c.info.spi_in == spi_in; });
+  if (it == sa.children.end()) return;
+  // Another Child SA of the same reqid (a rekey, or both of a collision)
+  // still needs the policies: they go to it instead of out of the dataplane.
+  if (!it->spec.policies.empty()) {
+    for (auto& o : sa.children) {
+      if (&o != &*it && o.info.reqid == it->info.reqid) {
+        o.spec.policies = std::move(it->spec.policies);
+        it->spec.policies.clear();
+        break;
+      }
+    }
+  }
+  if (auto r = backend_.remove_child(it->spec); !r) log("removing a Child SA: " + r.error().message);
+  ++stats_.child_removed;
+  sa.children.erase(it);
+}
+
+void Engine::set_ike_timers(IkeSa& sa, std::uint64_t now_ms) {
+  std::tie(sa.rekey_ms, sa.expire_ms) = lifetime_times(sa.conn->ike_lifetime_s, now_ms);
+}
+
+void Engine::on_child_expire(std::uint32_t spi_in, bool hard, std::uint64_t now_ms) {
+  for (auto& [k, sa] : sas_) {
+    for (auto& c : sa->children) {
+      if (c.info.spi_in != spi_in) continue;
+      if (hard) c.info.expire_at_ms = now_ms;
+      else c.info.rekey_at_ms = std::min(c.info.rekey_at_ms, now_ms);
+      kick(*sa, now_ms);
+      reap();
+      return;
+    }
+  }
+}
+
+Result<void> Engine::send_delete(IkeSa& sa, std::uint64_t now_ms) {
+  DeletePayload d;
+  d.protocol = Protocol::ike;
+  d.spi_size = 0;
+  const Payload p = d;
+  auto out = seal(sa, ExchangeType::informational, false, sa.next_mid, std::span<const Payload>(&p, 1));
+  if (!out) return out.error();
+  sa.state = IkeState::deleting;
+  remove_children(sa);
+  send_request(sa, std::move(*out), now_ms);
+  return {};
+}
+
+// Timers and queued work of an IKE SA, when its window is free: the Delete
+// of Child SAs, then the hard and soft lifetimes of the IKE SA, then those
+// of its Child SAs.
+void Engine::kick(IkeSa& sa, std::uint64_t now_ms) {
+  if (sa.state != IkeState::established) return;
+  // Hard lifetimes hold even while an exchange is out.
+  if (sa.expire_ms != 0 && now_ms >= sa.expire_ms) {
+    ++stats_.expired;
+    if (sa.pending || !send_delete(sa, now_ms)) kill(sa, "IKE SA lifetime expired");
+    else log(sa.conn->name + ": IKE SA lifetime expired, deleting it");
+    return;
+  }
+  for (std::size_t i = 0; i < sa.children.size();) {
+    auto& c = sa.children[i];
+    if (c.info.expire_at_ms == 0 || now_ms < c.info.expire_at_ms) {
+      ++i;
+      continue;
+    }
+    char spis[48];
+    std::snprintf(spis, sizeof spis, "in 0x%08x out 0x%08x", c.info.spi_in, c.info.spi_out);
+    log(sa.conn->name + ": Child SA " + spis + " lifetime expired, deleting it");
+    ++stats_.expired;
+    const std::uint32_t spi = c.info.spi_in;
+    if (std::find(sa.delete_queue.begin(), sa.delete_queue.end(), spi) == sa.delete_queue.end() &&
+        std::find(sa.deleting.begin(), sa.deleting.end(), spi) == sa.deleting.end()) {
+      sa.delete_queue.push_back(spi);
+    }
+    remove_child_sa(sa, spi);
+  }
+  if (sa.pending || sa.rekeyed) return;
+  if (!sa.delete_queue.empty()) {
+    DeletePayload d;
+    d.protocol = Protocol::esp;
+    d.spi_size = 4;
+    for (std::uint32_t spi : sa.delete_queue) d.spis.push_back(spi4(spi));
+    const Payload p = d;
+    auto out = seal(sa, ExchangeType::informational, false, sa.next_mid, std::span<const Payload>(&p, 1));
+    if (!out) {
+      kill(sa, out.error().message);
+      return;
+    }
+    sa.deleting = std::move(sa.delete_queue);
+    sa.delete_queue.clear();
+    send_request(sa, std::move(*out), now_ms);
+    return;
+  }
+  if (sa.rekey_ms != 0 && now_ms >= sa.rekey_ms) {
+    if (auto r = start_ike_rekey(sa, now_ms); !r) {
+      log(sa.conn->name + ": IKE SA rekey: " + r.error().message);
+      sa.rekey_ms = now_ms + kRekeyRetryMs;
+    }
+    return;
+  }
+  for (auto& c : sa.children) {
+    if (c.rekeying || c.deleting || c.info.rekeyed || c.info.rekey_at_ms == 0 || now_ms < c.info.rekey_at_ms) continue;
+    if (auto r = start_child_rekey(sa, c.info.spi_in, now_ms); !r) {
+      log(sa.conn->name + ": Child SA rekey: " + r.error().message);
+      c.info.rekey_at_ms = now_ms + kRekeyRetryMs;
+    }
+    return;
+  }
+}
+
+// ---------------------------------------------------------------- CREATE_CHILD_SA
+
+// 1.3.3: HDR, SK {N(REKEY_SA), SA, Ni, [KEi,] TSi, TSr}; spi_in 0: a new
+// Child SA of the connection's selectors (1.3.1, no REKEY_SA).
+Result<void> Engine::start_child_rekey(IkeSa& sa, std::uint32_t spi_in, std::uint64_t now_ms,
+                                       std::optional<KeGroup> group, unsigned ke_retries) {
+  auto it = std::find_if(sa.children.begin(), sa.children.end(),
+                         [&](const IkeSa::Child& c) { return c.info.spi_in == spi_in; });
+  if (spi_in != 0 && it == sa.children.end()) return make_error("no Child SA with SPI " + std::to_string(spi_in));
+  if (sa.conn->esp.empty()) return make_error("no ESP proposals");
+  Creating cr;
+  cr.kind = spi_in != 0 ? Creating::Kind::rekey_child : Creating::Kind::new_child;
+  cr.old_spi_in = spi_in;
+  cr.spi_in = alloc_esp_spi();
+  cr.nonce = random_bytes(kNonceLen);
+  if (spi_in != 0) {
+    cr.mode = it->info.mode;
+    cr.local_ts = it->info.local_ts;
+    cr.remote_ts = it->info.remote_ts;
+  } else {
+    cr.mode = sa.conn->mode;
+    std::tie(cr.local_ts, cr.remote_ts) = conn_selectors(*sa.conn, sa.local.addr, sa.remote.addr);
+  }
+  cr.ke_retries = ke_retries;
+  if (!group) group = sa.conn->esp[0].group;  // PFS with the first suite's group
+  if (group) {
+    auto ke = KeyExchange::create(*group);
+    if (!ke) return make_error("key exchange: " + ke.error().message);
+    cr.ke.emplace(std::move(*ke));
+  }
+  std::vector<Payload> p;
+  if (spi_in != 0) {
+    NotifyPayload n = NotifyPayload::make(NotifyType::rekey_sa);
+    n.protocol = Protocol::esp;
+    n.spi = spi4(spi_in);
+    p.push_back(std::move(n));
+  }
+  if (cr.mode == Mode::transport) p.push_back(NotifyPayload::make(NotifyType::use_transport_mode));
+  p.push_back(esp_sa_payload(sa.conn->esp, cr.spi_in, true));
+  p.push_back(NoncePayload{cr.nonce});
+  if (cr.ke) p.push_back(KePayload{static_cast<std::uint16_t>(cr.ke->group()), cr.ke->public_value()});
+  p.push_back(ts_payload(cr.local_ts, false));
+  p.push_back(ts_payload(cr.remote_ts, true));
+  auto out = seal(sa, ExchangeType::create_child_sa, false, sa.next_mid, p);
+  if (!out) return out.error();
+  const std::string pfs = cr.ke ? " (PFS " + std::string(group_name(cr.ke->group())) + ")" : "";
+  if (spi_in != 0) {
+    it->rekeying = true;
+    char spis[48];
+    std::snprintf(spis, sizeof spis, "in 0x%08x out 0x%08x", it->info.spi_in, it->info.spi_out);
+    log(sa.conn->name + ": rekeying Child SA " + spis + pfs);
+  } else {
+    log(sa.conn->name + ": asking for another Child SA" + pfs);
+  }
+  sa.creating = std::move(cr);
+  send_request(sa, std::move(*out), now_ms);
+  return {};
+}
+
+// 1.3.2: HDR, SK {SA, Ni, KEi}, the SA's proposals carrying our new SPI.
+Result<void> Engine::start_ike_rekey(IkeSa& sa, std::uint64_t now_ms, std::optional<KeGroup> group,
+                                     unsigned ke_retries) {
+  Creating cr;
+  cr.kind = Creating::Kind::rekey_ike;
+  do {
+    cr.new_spi = random_u64();
+  } while (cr.new_spi == 0 || sas_.count(cr.new_spi) != 0);
+  cr.nonce = random_bytes(kNonceLen);
+  cr.ke_retries = ke_retries;
+  auto ke = KeyExchange::create(group ? *group : sa.suite->group);
+  if (!ke) return make_error("key exchange: " + ke.error().message);
+  cr.ke.emplace(std::move(*ke));
+  const Spi8 ns = spi8(cr.new_spi);
+  std::vector<Payload> p;
+  p.push_back(ike_sa_payload(sa.conn->ike, Bytes(ns.begin(), ns.end())));
+  p.push_back(NoncePayload{cr.nonce});
+  p.push_back(KePayload{static_cast<std::uint16_t>(cr.ke->group()), cr.ke->public_value()});
+  auto out = seal(sa, ExchangeType::create_child_sa, false, sa.next_mid, p);
+  if (!out) return out.error();
+  log(sa.conn->name + ": rekeying the IKE SA");
+  sa.creating = std::move(cr);
+  send_request(sa, std::move(*out), now_ms);
+  return {};
+}
+
+void Engine::move_children(IkeSa& from, IkeSa& to) {
+  for (auto& c : from.children) to.children.push_back(std::move(c));
+  from.children.clear();
+  for (std::uint32_t s : from.delete_queue) to.delete_queue.push_back(s);
+  for (std::uint32_t s : from.deleting) to.delete_queue.push_back(s);  // the old SA's Delete is lost with it
+  from.delete_queue.clear();
+  from.deleting.clear();
+}
+
+void Engine::refuse_create_child(IkeSa& sa, std::uint32_t mid, NotifyType t, const std::string& why, Bytes data) {
+  log(sa.conn->name + ": CREATE_CHILD_SA refused: " + why + " (" + notify_name(t) + ")");
+  const Payload n = NotifyPayload::make(t, std::move(data));
+  if (auto out = seal(sa, ExchangeType::create_child_sa, true, mid, std::span<const Payload>(&n, 1))) {
+    send_response(sa, mid, std::move(*out));
+  }
+}
+
+// The IKE SA that replaces `old` (2.18): SKEYSEED from the old SK_d and
+// PRF, keys of the new suite, SPIs and nonces; the rest as the old one.
+Result<std::unique_ptr<Engine::IkeSa>> Engine::successor(const IkeSa& old, bool initiator, std::uint64_t spi_i,
+                                                         std::uint64_t spi_r, const IkeSuite& suite,
+                                                         std::span<const std::uint8_t> g_ir, const Bytes& ni,
+                                                         const Bytes& nr, std::uint64_t now_ms) {
+  const IkeSaSuite ks{suite.encr, suite.encr_key_bits, suite.integ, suite.prf};
+  const Spi8 si = spi8(spi_i), sr = spi8(spi_r);
+  auto seed = skeyseed_rekey(old.suite->prf, old.keys->sk_d, g_ir, ni, nr);
+  if (!seed) return seed.error();
+  auto keys = derive_ike_sa_keys(ks, *seed, ni, nr, si, sr);
+  if (!keys) return keys.error();
+  auto ciphers = make_sk_ciphers(ks, *keys, initiator);
+  if (!ciphers) return ciphers.error();
+  auto n = std::make_unique<IkeSa>();
+  n->conn = old.conn;
+  n->initiator = initiator;
+  n->spi_i = spi_i;
+  n->spi_r = spi_r;
+  n->ni = ni;
+  n->nr = nr;
+  n->keys.emplace(std::move(*keys));
+  n->ciphers = std::move(*ciphers);
+  n->state = IkeState::established;
+  n->was_established = true;
+  n->last_rx_ms = old.last_rx_ms;  // the rekey exchange itself, just now
+  n->local = old.local;
+  n->remote = old.remote;
+  n->suite = suite;
+  n->natt = old.natt;
+  n->nat_local = old.nat_local;
+  n->nat_remote = old.nat_remote;
+  n->peer_id = old.peer_id;
+  n->created_ms = now_ms;
+  set_ike_timers(*n, now_ms);
+  return n;
+}
+
+void Engine::on_create_child_request(IkeSa& sa, const Message& m, std::uint64_t now_ms) {
+  const std::uint32_t mid = m.header.message_id;
+  const Connection* conn = sa.conn;
+  auto refuse = [&](NotifyType t, const std::string& why, Bytes data = {}) {
+    refuse_create_child(sa, mid, t, why, std::move(data));
+  };
+  // 2.25: an SA on its way out is not rekeyed.
+  if (sa.state != IkeState::established || sa.rekeyed) {
+    refuse(NotifyType::temporary_failure, "the IKE SA is being rekeyed or deleted");
+    return;
+  }
+  const auto* sap = find_sa(m);
+  const auto* nonce = find_payload<NoncePayload>(m);
+  const auto* ke = find_payload<KePayload>(m);
+  if (sap == nullptr || nonce == nullptr || sap->proposals.empty()) {
+    refuse(NotifyType::invalid_syntax, "no SA or Nonce payload");
+    return;
+  }
+  if (sap->proposals[0].protocol == Protocol::ike) {
+    on_rekey_ike_request(sa, m, now_ms);
+    return;
+  }
+  const TsPayload* tsi = find_ts(m, false);
+  const TsPayload* tsr = find_ts(m, true);
+  if (tsi == nullptr || tsr == nullptr) {
+    refuse(NotifyType::invalid_syntax, "no TSi or TSr");
+    return;
+  }
+  // Rekeying (1.3.3): the SPI is the one the peer receives on, our outbound.
+  std::optional<std::uint32_t> old_in, reqid;
+  if (const NotifyPayload* r = find_notify(m, NotifyType::rekey_sa)) {
+    if (r->protocol != Protocol::esp || r->spi.size() != 4) {
+      refuse(NotifyType::invalid_syntax, "REKEY_SA without an ESP SPI");
+      return;
+    }
+    const std::uint32_t spi = be32(r->spi);
+    for (const auto& c : sa.children) {
+      if (c.info.spi_out == spi) {
+        old_in = c.info.spi_in;
+        reqid = c.info.reqid;
+        if (c.deleting || c.info.rekeyed) {
+          refuse(NotifyType::temporary_failure, "that Child SA is being deleted or was rekeyed already");
+          return;
+        }
+      }
+    }
+    if (!old_in) {
+      char b[16];
+      std::snprintf(b, sizeof b, "0x%08x", spi);
+      refuse(NotifyType::child_sa_not_found, std::string("no Child SA with SPI ") + b + " to rekey");
+      return;
+    }
+  }
+  auto sel = select_esp_ke(conn->esp, *sap, ke ? std::optional<std::uint16_t>(ke->group) : std::nullopt);
+  if (!sel.choice) {
+    if (sel.want_group) {
+      ++stats_.invalid_ke_sent;
+      refuse(NotifyType::invalid_ke_payload, std::string("a KE of group ") + group_name(*sel.want_group) + " is needed",
+             group_bytes(*sel.want_group));
+    } else {
+      ++stats_.no_proposal_sent;
+      refuse(NotifyType::no_proposal_chosen, "no acceptable ESP proposal");
+    }
+    return;
+  }
+  const EspChoice& choice = *sel.choice;
+  const auto [our_local, our_remote] = conn_selectors(*conn, sa.local.addr, sa.remote.addr);
+  auto ts_i = narrow(ts_from_payload(*tsi), our_remote);
+  auto ts_r = narrow(ts_from_payload(*tsr), our_local);
+  if (ts_i.empty() || ts_r.empty()) {
+    ++stats_.ts_unacceptable;
+    refuse(NotifyType::ts_unacceptable, "traffic selectors do not overlap ours");
+    return;
+  }
+  const bool want_transport = find_notify(m, NotifyType::use_transport_mode) != nullptr;
+  if (conn->mode == Mode::transport && !want_transport) {
+    ++stats_.no_proposal_sent;
+    refuse(NotifyType::no_proposal_chosen, "transport mode required");
+    return;
+  }
+  const Mode mode = want_transport && conn->mode == Mode::transport ? Mode::transport : Mode::tunnel;
+  std::optional<KeyExchange> ours;
+  std::optional<SecretBytes> gir;
+  if (choice.group) {  // ke is there: select_esp_ke chose the group of its KE
+    auto k = KeyExchange::create(*choice.group);
+    if (!k) {
+      refuse(NotifyType::temporary_failure, "key exchange: " + k.error().message);
+      return;
+    }
+    auto g = k->derive(ke->data);
+    if (!g) {  // RFC 6989
+      refuse(NotifyType::invalid_syntax, "bad KE: " + g.error().message);
+      return;
+    }
+    ours.emplace(std::move(*k));
+    gir.emplace(std::move(*g));
+  }
+  const Bytes nr = random_bytes(kNonceLen);
+  const std::uint32_t spi_in = alloc_esp_spi();
+  const ChildKeying keying{gir ? gir->bytes() : std::span<const std::uint8_t>{}, nonce->data, nr, false, reqid};
+  if (auto r = install_child(sa, choice, spi_in, mode, ts_r, ts_i, now_ms, keying); !r) {
+    refuse(NotifyType::temporary_failure, "the dataplane refused it: " + r.error().message);
+    return;
+  }
+  if (old_in) {
+    // The policies go with the reqid to the new Child SA.
+    IkeSa::Child* o = nullptr;
+    IkeSa::Child* n = nullptr;
+    for (auto& c : sa.children) {
+      if (c.info.spi_in == *old_in) o = &c;
+      if (c.info.spi_in == spi_in) n = &c;
+    }
+    if (o != nullptr && n != nullptr && !o->spec.policies.empty()) {
+      n->spec.policies = std::move(o->spec.policies);
+      o->spec.policies.clear();
+    }
+    if (sa.creating && sa.creating->kind == Creating::Kind::rekey_child && sa.creating->old_spi_in == *old_in) {
+      // Both rekey it (2.8.1): decided when our response comes.
+      sa.creating->collision = true;
+      sa.creating->collision_nonce = min_nonce(nonce->data, nr);
+      sa.creating->collision_spi_in = spi_in;
+    } else if (o != nullptr) {
+      o->info.rekeyed = true;  // the initiator of the rekey deletes it
+    }
+    ++stats_.child_rekeyed;
+  }
+  // 1.3.1: SA, Nr, [KEr], TSi, TSr (in any order on the wire).
+  std::vector<Payload> out;
+  append_child_reply(out, mode, choice, spi_in, ts_i, ts_r);
+  out.push_back(NoncePayload{nr});
+  if (ours) out.push_back(KePayload{static_cast<std::uint16_t>(ours->group()), ours->public_value()});
+  auto bytes = seal(sa, ExchangeType::create_child_sa, true, mid, out);
+  if (!bytes) {
+    kill(sa, bytes.error().message);
+    return;
+  }
+  send_response(sa, mid, std::move(*bytes));
+}
+
+// 1.3.2 and 2.18, responder.
+void Engine::on_rekey_ike_request(IkeSa& sa, const Message& m, std::uint64_t now_ms) {
+  const std::uint32_t mid = m.header.message_id;
+  auto refuse = [&](NotifyType t, const std::string& why, Bytes data = {}) {
+    refuse_create_child(sa, mid, t, "IKE SA rekey: " + why, std::move(data));
+  };
+  const auto& sap = *find_sa(m);
+  const auto& nonce = *find_payload<NoncePayload>(m);
+  const auto* ke = find_payload<KePayload>(m);
+  if (ke == nullptr) {
+    refuse(NotifyType::invalid_syntax, "no KE (2.18 requires one)");
+    return;
+  }
+  if (sa.creating && sa.creating->kind != Creating::Kind::rekey_ike) {
+    // A Child SA of ours is on its way; it would be lost on the old SA.
+    refuse(NotifyType::temporary_failure, "a CREATE_CHILD_SA of ours is out");
+    return;
+  }
+  std::optional<IkeChoice> choice;
+  if (auto g = group_from_id(ke->group)) choice = select_ike(sa.conn->ike, sap, *g);
+  if (!choice) {
+    if (auto other = select_ike(sa.conn->ike, sap)) {
+      ++stats_.invalid_ke_sent;
+      refuse(NotifyType::invalid_ke_payload, std::string("a KE of group ") + group_name(other->suite.group) + " is needed",
+             group_bytes(other->suite.group));
+    } else {
+      ++stats_.no_proposal_sent;
+      refuse(NotifyType::no_proposal_chosen, "no acceptable IKE proposal");
+    }
+    return;
+  }
+  const Proposal* prop = nullptr;
+  for (const Proposal& p : sap.proposals) {
+    if (p.number == choice->number) prop = &p;
+  }
+  if (prop == nullptr || prop->spi.size() != 8 || be64(prop->spi) == 0) {
+    refuse(NotifyType::invalid_syntax, "the proposal has no 8-byte SPI");
+    return;
+  }
+  auto ours = KeyExchange::create(choice->suite.group);
+  if (!ours) {
+    refuse(NotifyType::temporary_failure, "key exchange: " + ours.error().message);
+    return;
+  }
+  auto gir = ours->derive(ke->data);
+  if (!gir) {
+    refuse(NotifyType::invalid_syntax, "bad KE: " + gir.error().message);
+    return;
+  }
+  std::uint64_t spi_r = 0;
+  do {
+    spi_r = random_u64();
+  } while (spi_r == 0 || sas_.count(spi_r) != 0);
+  // The initiator of the rekey is the new SA's initiator (2.18).
+  auto n = successor(sa, false, be64(prop->spi), spi_r, choice->suite, gir->bytes(), nonce.data,
+                     random_bytes(kNonceLen), now_ms);
+  if (!n) {
+    refuse(NotifyType::temporary_failure, "keys: " + n.error().message);
+    return;
+  }
+  const Spi8 sr = spi8(spi_r);
+  std::vector<Payload> out;
+  out.push_back(ike_reply(*choice, Bytes(sr.begin(), sr.end())));
+  out.push_back(NoncePayload{(*n)->nr});
+  out.push_back(KePayload{static_cast<std::uint16_t>(choice->suite.group), ours->public_value()});
+  auto bytes = seal(sa, ExchangeType::create_child_sa, true, mid, out);
+  if (!bytes) {
+    kill(sa, bytes.error().message);
+    return;
+  }
+  IkeSa& ref = **n;
+  sas_.emplace(spi_r, std::move(*n));
+  send_response(sa, mid, std::move(*bytes));
+  ++stats_.ike_rekeyed;
+  if (sa.creating && sa.creating->kind == Creating::Kind::rekey_ike) {
+    // Both rekey it (2.8.2): decided when our response comes.
+    sa.creating->collision = true;
+    sa.creating->collision_nonce = min_nonce(ref.ni, ref.nr);
+    sa.creating->collision_ike_spi = ref.spi_r;
+  } else {
+    move_children(sa, ref);
+    sa.rekeyed = true;  // its initiator deletes it
+  }
+  char spis[64];
+  std::snprintf(spis, sizeof spis, "%016llx_i %016llx_r", static_cast<unsigned long long>(ref.spi_i),
+                static_cast<unsigned long long>(ref.spi_r));
+  log(sa.conn->name + ": IKE SA rekeyed by the peer, new SPIs " + spis);
+}
+
+void Engine::on_create_child_response(IkeSa& sa, const Message& m, std::uint64_t now_ms) {
+  sa.pending.reset();
+  Creating c = std::move(*sa.creating);
+  sa.creating.reset();
+  auto old_it = [&]() {
+    return std::find_if(sa.children.begin(), sa.children.end(),
+                        [&](const IkeSa::Child& x) { return x.info.spi_in == c.old_spi_in; });
+  };
+  if (const NotifyPayload* e = find_error_notify(m)) {
+    const bool ike = c.kind == Creating::Kind::rekey_ike;
+    if (e->type == NotifyType::invalid_ke_payload && e->data.size() == 2 && c.ke_retries == 0) {
+      const std::uint16_t g = static_cast<std::uint16_t>(e->data[0] << 8 | e->data[1]);
+      bool offered = false;
+      KeGroup want{};
+      if (ike) {
+        for (const IkeSuite& s : sa.conn->ike) {
+          if (static_cast<std::uint16_t>(s.group) == g) offered = true, want = s.group;
+        }
+      } else {
+        for (const EspSuite& s : sa.conn->esp) {
+          if (s.group && static_cast<std::uint16_t>(*s.group) == g) offered = true, want = *s.group;
+        }
+      }
+      if (offered && !c.collision) {
+        log(sa.conn->name + ": the peer wants group " + group_name(want) + " for the rekey, retrying");
+        if (auto it = old_it(); it != sa.children.end()) it->rekeying = false;
+        auto r = ike ? start_ike_rekey(sa, now_ms, want, 1) : start_child_rekey(sa, c.old_spi_in, now_ms, want, 1);
+        if (r) return;
+      }
+    }
+    log(sa.conn->name + (ike ? ": IKE SA rekey" : ": Child SA rekey") + " refused: " + notify_name(e->type));
+    if (ike) {
+      if (c.collision) {  // the peer's rekey stands alone
+        if (IkeSa* w = find(c.collision_ike_spi)) {
+          move_children(sa, *w);
+          sa.rekeyed = true;
+          kick(*w, now_ms);
+        }
+      } else {
+        sa.rekey_ms = std::min(sa.expire_ms, now_ms + kRekeyRetryMs);
+      }
+    } else if (auto it = old_it(); it != sa.children.end()) {
+      it->rekeying = false;
+      if (c.collision) it->info.rekeyed = true;  // the peer's rekey replaced it
+      else it->info.rekey_at_ms = std::min(it->info.expire_at_ms, now_ms + kRekeyRetryMs);
+    }
+    return;
+  }
+  if (c.kind == Creating::Kind::rekey_ike) on_rekey_ike_response(sa, c, m, now_ms);
+  else on_child_created(sa, c, m, now_ms);
+}
+
+void Engine::on_child_created(IkeSa& sa, Creating& c, const Message& m, std::uint64_t now_ms) {
+  const auto* sap = find_sa(m);
+  const auto* nonce = find_payload<NoncePayload>(m);
+  const auto* ke = find_payload<KePayload>(m);
+  const TsPayload* tsi = find_ts(m, false);
+  const TsPayload* tsr = find_ts(m, true);
+  auto old = std::find_if(sa.children.begin(), sa.children.end(),
+                          [&](const IkeSa::Child& x) { return x.info.spi_in == c.old_spi_in; });
+  const bool have_old = c.kind == Creating::Kind::rekey_child && old != sa.children.end();
+  std::optional<std::uint32_t> reqid;
+  if (have_old) {
+    old->rekeying = false;
+    reqid = old->info.reqid;
+  }
+  auto fail = [&](const std::string& why) {
+    log(sa.conn->name + ": CREATE_CHILD_SA response: " + why);
+    // The peer may have installed it: ask it to delete our SPI.
+    sa.delete_queue.push_back(c.spi_in);
+    if (have_old) {
+      auto o = std::find_if(sa.children.begin(), sa.children.end(),
+                            [&](const IkeSa::Child& x) { return x.info.spi_in == c.old_spi_in; });
+      if (o != sa.children.end()) {
+        if (c.collision) o->info.rekeyed = true;
+        else o->info.rekey_at_ms = std::min(o->info.expire_at_ms, now_ms + kRekeyRetryMs);
+      }
+    }
+  };
+  if (sap == nullptr || nonce == nullptr || tsi == nullptr || tsr == nullptr) {
+    fail("no SA, Nonce, TSi or TSr");
+    return;
+  }
+  auto choice = accept_esp_reply(sa.conn->esp, *sap);
+  if (!choice) {
+    fail(choice.error().message);
+    return;
+  }
+  std::optional<SecretBytes> gir;
+  if (choice->group) {
+    if (!c.ke || c.ke->group() != *choice->group || ke == nullptr ||
+        ke->group != static_cast<std::uint16_t>(*choice->group)) {
+      fail("the responder's KE is not of the group it chose");
+      return;
+    }
+    auto g = c.ke->derive(ke->data);
+    if (!g) {
+      fail("the responder's KE: " + g.error().message);
+      return;
+    }
+    gir.emplace(std::move(*g));
+  }
+  auto got_i = ts_from_payload(*tsi), got_r = ts_from_payload(*tsr);
+  if (!within(got_i, c.local_ts) || !within(got_r, c.remote_ts)) {
+    ++stats_.ts_unacceptable;
+    fail("the responder's traffic selectors are not within ours");
+    return;
+  }
+  if ((c.mode == Mode::transport) != (find_notify(m, NotifyType::use_transport_mode) != nullptr)) {
+    fail("the responder did not agree to the mode");
+    return;
+  }
+  const ChildKeying keying{gir ? gir->bytes() : std::span<const std::uint8_t>{}, c.nonce, nonce->data, true, reqid};
+  if (auto r = install_child(sa, *choice, c.spi_in, c.mode, got_i, got_r, now_ms, keying); !r) {
+    fail("Child SA not installed: " + r.error().message);
+    return;
+  }
+  if (!have_old) {
+    if (c.kind == Creating::Kind::rekey_child) log(sa.conn->name + ": the Child SA rekeyed is gone meanwhile");
+    return;
+  }
+  ++stats_.child_rekeyed;
+  IkeSa::Child* o = nullptr;
+  IkeSa::Child* n = nullptr;
+  for (auto& x : sa.children) {
+    if (x.info.spi_in == c.old_spi_in) o = &x;
+    if (x.info.spi_in == c.spi_in) n = &x;
+  }
+  if (o != nullptr && n != nullptr && !o->spec.policies.empty()) {
+    n->spec.policies = std::move(o->spec.policies);
+    o->spec.policies.clear();
+  }
+  std::uint32_t to_delete = c.old_spi_in;
+  if (c.collision) {
+    // 2.8.1: the SA of the exchange with the lowest of the four nonces is
+    // redundant; the side that made it deletes it. The other side deletes
+    // the old one.
+    ++stats_.rekey_collisions;
+    const Bytes& ours_min = min_nonce(c.nonce, nonce->data);
+    if (nonce_less(ours_min, c.collision_nonce)) {
+      to_delete = c.spi_in;
+      if (o != nullptr) o->info.rekeyed = true;
+      log(sa.conn->name + ": simultaneous Child SA rekey: ours has the lowest nonce and goes");
+    } else {
+      log(sa.conn->name + ": simultaneous Child SA rekey: ours stays");
+    }
+  }
+  for (auto& x : sa.children) {
+    if (x.info.spi_in == to_delete) x.deleting = true;
+  }
+  sa.delete_queue.push_back(to_delete);
+}
+
+// 2.18, initiator.
+void Engine::on_rekey_ike_response(IkeSa& sa, Creating& c, const Message& m, std::uint64_t now_ms) {
+  const auto* sap = find_sa(m);
+  const auto* nonce = find_payload<NoncePayload>(m);
+  const auto* ke = find_payload<KePayload>(m);
+  auto fail = [&](const std::string& why) {
+    log(sa.conn->name + ": IKE SA rekey response: " + why);
+    sa.rekey_ms = std::min(sa.expire_ms, now_ms + kRekeyRetryMs);
+  };
+  if (sap == nullptr || nonce == nullptr || ke == nullptr) {
+    fail("no SA, Nonce or KE");
+    return;
+  }
+  auto suite = accept_ike_reply(sa.conn->ike, *sap);
+  if (!suite) {
+    fail(suite.error().message);
+    return;
+  }
+  const Bytes& rspi = sap->proposals[0].spi;
+  if (rspi.size() != 8 || be64(rspi) == 0 || sas_.count(c.new_spi) != 0) {
+    fail("the responder's proposal has no 8-byte SPI");
+    return;
+  }
+  if (suite->group != c.ke->group() || ke->group != static_cast<std::uint16_t>(suite->group)) {
+    fail("the responder's KE is not of the group it chose");
+    return;
+  }
+  auto gir = c.ke->derive(ke->data);
+  if (!gir) {
+    fail("the responder's KE: " + gir.error().message);
+    return;
+  }
+  auto n = successor(sa, true, c.new_spi, be64(rspi), *suite, gir->bytes(), c.nonce, nonce->data, now_ms);
+  if (!n) {
+    fail("keys: " + n.error().message);
+    return;
+  }
+  IkeSa& ref = **n;
+  sas_.emplace(c.new_spi, std::move(*n));
+  ++stats_.ike_rekeyed;
+  char spis[64];
+  std::snprintf(spis, sizeof spis, "%016llx_i %016llx_r", static_cast<unsigned long long>(ref.spi_i),
+                static_cast<unsigned long long>(ref.spi_r));
+  IkeSa* winner = &ref;
+  if (c.collision) {
+    // 2.8.2: as for Child SAs, the lowest nonce loses.
+    ++stats_.rekey_collisions;
+    if (nonce_less(min_nonce(ref.ni, ref.nr), c.collision_nonce)) winner = find(c.collision_ike_spi);
+  }
+  if (winner != &ref) {
+    log(sa.conn->name + ": simultaneous IKE SA rekey: ours (" + spis + ") has the lowest nonce and goes");
+    if (winner != nullptr) move_children(sa, *winner);
+    sa.rekeyed = true;  // the peer deletes the old one
+    if (auto r = send_delete(ref, now_ms); !r) kill(ref, r.error().message);
+    if (winner != nullptr) kick(*winner, now_ms);
+    return;
+  }
+  log(sa.conn->name + ": IKE SA rekeyed, new SPIs " + spis);
+  move_children(sa, ref);
+  if (auto r = send_delete(sa, now_ms); !r) kill(sa, r.error().message);
+  kick(ref, now_ms);
+}
+
 // ---------------------------------------------------------------- INFORMATIONAL
 
 void Engine::delete_ike_sa(IkeSa& sa, std::uint64_t now_ms) {
@@ -994,7 +1786,7 @@ Result<void> Engine::terminate(std::string_view name, std::uint64_t now_ms) {
 
 Result<void> Engine::check_liveness(std::string_view name, std::uint64_t now_ms) {
   for (auto& [spi, sa] : sas_) {
-    if (sa->conn == nullptr || sa->conn->name != name || sa->state != IkeState::established) continue;
+    if (sa->conn == nullptr || sa->conn->name != name || sa->state != IkeState::established || sa->rekeyed) continue;
     if (sa->pending) return make_error("an exchange is already in flight on '" + std::string(name) + "'");
     return send_liveness(*sa, now_ms);
   }
@@ -1012,6 +1804,28 @@ void Engine::dpd(IkeSa& sa, std::uint64_t now_ms) {
   if (sa.state != IkeState::established || sa.pending || sa.conn == nullptr || sa.conn->dpd_s == 0) return;
   if (now_ms - sa.last_rx_ms < sa.conn->dpd_s * 1000ull) return;
   if (auto r = send_liveness(sa, now_ms); !r) log(sa.conn->name + ": liveness check: " + r.error().message);
+}
+
+Result<void> Engine::rekey(std::string_view name, bool ike_sa, std::uint64_t now_ms) {
+  for (auto& [spi, sa] : sas_) {
+    if (sa->conn == nullptr || sa->conn->name != name || sa->state != IkeState::established || sa->rekeyed) continue;
+    if (sa->pending) return make_error("an exchange is already in flight on '" + std::string(name) + "'");
+    if (ike_sa) return start_ike_rekey(*sa, now_ms);
+    for (const auto& c : sa->children) {
+      if (!c.rekeying && !c.deleting && !c.info.rekeyed) return start_child_rekey(*sa, c.info.spi_in, now_ms);
+    }
+    return make_error("connection '" + std::string(name) + "' has no Child SA to rekey");
+  }
+  return make_error("connection '" + std::string(name) + "' has no established IKE SA");
+}
+
+Result<void> Engine::create_child(std::string_view name, std::uint64_t now_ms) {
+  for (auto& [spi, sa] : sas_) {
+    if (sa->conn == nullptr || sa->conn->name != name || sa->state != IkeState::established || sa->rekeyed) continue;
+    if (sa->pending) return make_error("an exchange is already in flight on '" + std::string(name) + "'");
+    return start_child_rekey(*sa, 0, now_ms);
+  }
+  return make_error("connection '" + std::string(name) + "' has no established IKE SA");
 }
 
 void Engine::on_acquire(std::uint32_t reqid, std::uint64_t now_ms) {
@@ -1189,9 +2003,7 @@ void Engine::on_informational_request(IkeSa& sa, const Message& m) {
           const std::uint32_t in = it->info.spi_in;
           ours.spis.push_back(Bytes{static_cast<std::uint8_t>(in >> 24), static_cast<std::uint8_t>(in >> 16),
                                     static_cast<std::uint8_t>(in >> 8), static_cast<std::uint8_t>(in)});
-          if (auto r = backend_.remove_child(it->spec); !r) log("removing a Child SA: " + r.error().message);
-          ++stats_.child_removed;
-          sa.children.erase(it);
+          remove_child_sa(sa, in);
           break;
         }
       }
@@ -1207,7 +2019,13 @@ void Engine::on_informational_request(IkeSa& sa, const Message& m) {
 void Engine::on_informational_response(IkeSa& sa, const Message& m) {
   (void)m;
   sa.pending.reset();
-  if (sa.state == IkeState::deleting) kill(sa, "deleted");
+  if (sa.state == IkeState::deleting) {
+    kill(sa, "deleted");
+    return;
+  }
+  // Our Delete of Child SAs is answered: now their inbound SAs go too (1.4.1).
+  for (std::uint32_t spi : sa.deleting) remove_child_sa(sa, spi);
+  sa.deleting.clear();
 }
 
 // ---------------------------------------------------------------- input
@@ -1342,12 +2160,10 @@ void Engine::on_datagram(const Endpoint& local, const Endpoint& remote, std::spa
       }
       break;
     case ExchangeType::create_child_sa:
-      if (!h->response() && sa->state == IkeState::established) {
-        // Rekeying and further Child SAs are not done yet (docs/ike.md).
-        const Payload n = NotifyPayload::make(NotifyType::no_additional_sas);
-        if (auto out = seal(*sa, ExchangeType::create_child_sa, true, h->message_id, std::span<const Payload>(&n, 1))) {
-          send_response(*sa, h->message_id, std::move(*out));
-        }
+      if (!h->response() && (sa->state == IkeState::established || sa->state == IkeState::deleting)) {
+        on_create_child_request(*sa, m.value(), now_ms);
+      } else if (h->response() && sa->creating && sa->state == IkeState::established) {
+        on_create_child_response(*sa, m.value(), now_ms);
       } else {
         ++stats_.dropped;
       }
@@ -1356,6 +2172,7 @@ void Engine::on_datagram(const Endpoint& local, const Endpoint& remote, std::spa
       ++stats_.dropped;
       break;
   }
+  kick(*sa, now_ms);
   reap();
 }
 
@@ -1367,6 +2184,7 @@ void Engine::tick(std::uint64_t now_ms) {
       kill(*sa, "half-open for too long");
       continue;
     }
+    kick(*sa, now_ms);
     dpd(*sa, now_ms);
     if (!sa->pending || now_ms < sa->pending->next_ms) continue;
     if (sa->pending->sends >= cfg_.retransmit_tries) {
@@ -1410,6 +2228,9 @@ std::vector<IkeSaInfo> Engine::ike_sas() const {
     i.nat_remote = sa->nat_remote;
     for (const auto& c : sa->children) i.children.push_back(c.info);
     i.created_ms = sa->created_ms;
+    i.rekey_at_ms = sa->rekey_ms;
+    i.expire_at_ms = sa->expire_ms;
+    i.rekeyed = sa->rekeyed;
     v.push_back(std::move(i));
   }
   return v;

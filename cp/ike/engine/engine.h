@@ -8,8 +8,11 @@
 // pre-shared keys and the first Child SA (traffic selector narrowing,
 // transport mode, UDP encapsulation after NAT detection or when forced),
 // INFORMATIONAL (Delete of the IKE SA or of Child SAs, liveness checks),
-// retransmission with exponential back-off, message IDs (window 1) and
-// duplicate requests answered from the last response. docs/ike.md.
+// CREATE_CHILD_SA in both roles (rekeying Child SAs, with PFS, and IKE SAs,
+// simultaneous rekeys, further Child SAs as responder), lifetimes (rekey at
+// a soft time, delete at the hard one), retransmission with exponential
+// back-off, message IDs (window 1) and duplicate requests answered from
+// the last response. docs/ike.md.
 #pragma once
 
 #include <cstdint>
@@ -67,6 +70,10 @@ struct ChildSaInfo {
   bool encap = false;
   std::vector<TsRange> local_ts, remote_ts;
   std::uint64_t established_ms = 0;
+  // Lifetime (engine clock): rekeyed from rekey_at_ms (soft), deleted at
+  // expire_at_ms (hard). rekeyed: replaced by a rekey, waiting for its Delete.
+  std::uint64_t rekey_at_ms = 0, expire_at_ms = 0;
+  bool rekeyed = false;
 };
 
 struct IkeSaInfo {
@@ -80,6 +87,8 @@ struct IkeSaInfo {
   bool nat_local = false, nat_remote = false;
   std::vector<ChildSaInfo> children;
   std::uint64_t created_ms = 0;
+  std::uint64_t rekey_at_ms = 0, expire_at_ms = 0;  // as for ChildSaInfo
+  bool rekeyed = false;  // replaced by a rekey (2.18), waiting for its Delete
 };
 
 struct EngineStats {
@@ -90,6 +99,9 @@ struct EngineStats {
   std::uint64_t ike_established = 0, child_installed = 0, child_removed = 0;
   std::uint64_t timeouts = 0;           // IKE SAs given up after the last retransmission
   std::uint64_t ts_unacceptable = 0;
+  std::uint64_t child_rekeyed = 0, ike_rekeyed = 0;  // rekeys completed, either role
+  std::uint64_t rekey_collisions = 0;  // simultaneous rekeys resolved (2.8.1, 2.8.2)
+  std::uint64_t expired = 0;           // SAs deleted at their hard lifetime
 };
 
 class Engine {
@@ -116,16 +128,26 @@ class Engine {
   Result<void> initiate(std::string_view connection, std::uint64_t now_ms);
   // Deletes the connection's IKE SAs (and so their Child SAs).
   Result<void> terminate(std::string_view connection, std::uint64_t now_ms);
+  // Rekeys the connection's IKE SA (ike_sa) or its first Child SA now, as
+  // the soft lifetime would (CREATE_CHILD_SA, RFC 7296 1.3.2, 1.3.3).
+  Result<void> rekey(std::string_view connection, bool ike_sa, std::uint64_t now_ms);
+  // Asks for one more Child SA of the connection's selectors on its IKE SA
+  // (CREATE_CHILD_SA without REKEY_SA, 1.3.1).
+  Result<void> create_child(std::string_view connection, std::uint64_t now_ms);
   // Sends an empty INFORMATIONAL (liveness check) on the connection's IKE SA.
   Result<void> check_liveness(std::string_view connection, std::uint64_t now_ms);
   // A trap policy's ACQUIRE: starts the connection that installed the trap
   // with this reqid, if no IKE SA of it is up or on the way.
   void on_acquire(std::uint32_t reqid, std::uint64_t now_ms);
+  // The dataplane's byte or packet limit of a Child SA (by our inbound
+  // SPI): soft starts its rekey, hard deletes it.
+  void on_child_expire(std::uint32_t spi_in, bool hard, std::uint64_t now_ms);
 
   // A UDP datagram for us (local: the address and port it came to).
   void on_datagram(const Endpoint& local, const Endpoint& remote, std::span<const std::uint8_t> payload,
                    std::uint64_t now_ms);
-  // Retransmissions, timeouts of half-open SAs. Call often (every 100 ms).
+  // Retransmissions, timeouts of half-open SAs, rekeys and expiry by
+  // lifetime. Call often (every 100 ms).
   void tick(std::uint64_t now_ms);
 
   std::vector<IkeSaInfo> ike_sas() const;
@@ -143,6 +165,7 @@ class Engine {
   void set_cookie_secrets(CookieSecrets s) { cookies_ = std::move(s); }
 
   struct IkeSa;
+  struct Creating;  // our CREATE_CHILD_SA in flight
 
  private:
   IkeSa* find(std::uint64_t our_spi);
@@ -166,9 +189,35 @@ class Engine {
   Bytes id_body(const IdPayload& id) const;
   IdPayload our_id(const IkeSa& sa, bool responder) const;
   const SecretBytes* psk_for(const Connection& c) const;
+  // KEYMAT's inputs (2.17) for a new Child SA.
+  struct ChildKeying {
+    std::span<const std::uint8_t> g_ir;    // the CREATE_CHILD_SA's KE; empty: none
+    std::span<const std::uint8_t> ni, nr;  // of the exchange that creates it
+    bool we_initiated = false;             // we sent its request
+    std::optional<std::uint32_t> reqid;    // a rekey: the old Child SA's (its policies stay)
+  };
   Result<void> install_child(IkeSa& sa, const EspChoice& esp, std::uint32_t spi_in, Mode mode,
-                             std::vector<TsRange> local_ts, std::vector<TsRange> remote_ts, std::uint64_t now_ms);
+                             std::vector<TsRange> local_ts, std::vector<TsRange> remote_ts, std::uint64_t now_ms,
+                             const ChildKeying& k);
   void remove_children(IkeSa& sa);
+  void remove_child_sa(IkeSa& sa, std::uint32_t spi_in);
+  void set_ike_timers(IkeSa& sa, std::uint64_t now_ms);
+  void kick(IkeSa& sa, std::uint64_t now_ms);
+  Result<void> start_child_rekey(IkeSa& sa, std::uint32_t spi_in, std::uint64_t now_ms,
+                                 std::optional<KeGroup> group = {}, unsigned ke_retries = 0);
+  Result<void> start_ike_rekey(IkeSa& sa, std::uint64_t now_ms, std::optional<KeGroup> group = {},
+                               unsigned ke_retries = 0);
+  Result<void> send_delete(IkeSa& sa, std::uint64_t now_ms);
+  void move_children(IkeSa& from, IkeSa& to);
+  void refuse_create_child(IkeSa& sa, std::uint32_t mid, NotifyType t, const std::string& why, Bytes data = {});
+  Result<std::unique_ptr<IkeSa>> successor(const IkeSa& old, bool initiator, std::uint64_t spi_i, std::uint64_t spi_r,
+                                           const IkeSuite& suite, std::span<const std::uint8_t> g_ir, const Bytes& ni,
+                                           const Bytes& nr, std::uint64_t now_ms);
+  void on_create_child_request(IkeSa& sa, const Message& m, std::uint64_t now_ms);
+  void on_rekey_ike_request(IkeSa& sa, const Message& m, std::uint64_t now_ms);
+  void on_create_child_response(IkeSa& sa, const Message& m, std::uint64_t now_ms);
+  void on_child_created(IkeSa& sa, Creating& c, const Message& m, std::uint64_t now_ms);
+  void on_rekey_ike_response(IkeSa& sa, Creating& c, const Message& m, std::uint64_t now_ms);
   void kill(IkeSa& sa, std::string_view why);
   void delete_ike_sa(IkeSa& sa, std::uint64_t now_ms);
   Result<void> send_liveness(IkeSa& sa, std::uint64_t now_ms);

@@ -36,6 +36,7 @@ struct Wire : Transport {
 struct MockBackend : Backend {
   std::vector<ChildSaSpec> installed;  // with keys, as the engine handed them over
   std::vector<ChildSaSpec> removed;
+  std::vector<std::pair<char, std::uint32_t>> events;  // ('i' install | 'r' remove, inbound SPI), in order
   std::vector<TrapSpec> traps, traps_removed;
   bool refuse = false;
   Result<void> install_trap(const TrapSpec& t) override {
@@ -50,10 +51,12 @@ struct MockBackend : Backend {
   Result<void> install_child(const ChildSaSpec& c) override {
     if (refuse) return make_error("refused by the test");
     installed.push_back(c);
+    events.emplace_back('i', c.inbound.spi);
     return {};
   }
   Result<void> remove_child(const ChildSaSpec& c) override {
     removed.push_back(c);
+    events.emplace_back('r', c.inbound.spi);
     return {};
   }
   std::size_t live() const { return installed.size() - removed.size(); }
@@ -137,19 +140,25 @@ inline std::optional<Header> header_of(const Packet& p) {
   return h.value();
 }
 
-inline void expect_children_match(const Pair& p) {
-  ASSERT_EQ(p.ba.installed.size(), 1u) << p.logs();
-  ASSERT_EQ(p.bb.installed.size(), 1u) << p.logs();
-  const ChildSaSpec& a = p.ba.installed[0];
-  const ChildSaSpec& b = p.bb.installed[0];
+// A's Child SA `a` and B's `b` are the two ends of one SA pair.
+inline void expect_pair(const ChildSaSpec& a, const ChildSaSpec& b) {
+  EXPECT_FALSE(a.outbound.cipher_key.empty());
   EXPECT_EQ(a.outbound.spi, b.inbound.spi);
   EXPECT_EQ(a.inbound.spi, b.outbound.spi);
-  EXPECT_NE(a.inbound.spi, a.outbound.spi);
   EXPECT_TRUE(a.outbound.cipher_key.equals(b.inbound.cipher_key));
   EXPECT_TRUE(a.inbound.cipher_key.equals(b.outbound.cipher_key));
   EXPECT_FALSE(a.inbound.cipher_key.equals(a.outbound.cipher_key));
   EXPECT_TRUE(a.outbound.integ_key.equals(b.inbound.integ_key));
   EXPECT_TRUE(a.inbound.integ_key.equals(b.outbound.integ_key));
+}
+
+inline void expect_children_match(const Pair& p) {
+  ASSERT_EQ(p.ba.installed.size(), 1u) << p.logs();
+  ASSERT_EQ(p.bb.installed.size(), 1u) << p.logs();
+  const ChildSaSpec& a = p.ba.installed[0];
+  const ChildSaSpec& b = p.bb.installed[0];
+  expect_pair(a, b);
+  EXPECT_NE(a.inbound.spi, a.outbound.spi);
   EXPECT_EQ(a.outbound.cipher, b.inbound.cipher);
   EXPECT_EQ(a.outbound.integ, b.inbound.integ);
   EXPECT_EQ(a.outbound.src, b.inbound.src);

@@ -14,6 +14,7 @@ namespace {
 
 using namespace enginetest;
 
+
 TEST(Engine, EstablishesIkeAndChildSa) {
   Pair p;
   ASSERT_TRUE(p.a->initiate("to-b", p.now));
@@ -502,6 +503,466 @@ TEST(Engine, HalfOpenFloodStillAnswersALegitimatePeer) {
   EXPECT_TRUE(std::any_of(sas.begin(), sas.end(), [](const IkeSaInfo& s) { return s.state == IkeState::established; }))
       << p.logs();
   EXPECT_EQ(p.ba.installed.size(), 1u);
+}
+
+// ---------------------------------------------------------------- CREATE_CHILD_SA
+
+// A's IKE SA and first Child SA with B.
+void up(Pair& p) {
+  ASSERT_TRUE(p.a->initiate("to-b", p.now));
+  p.pump();
+  ASSERT_TRUE(established(*p.a)) << p.logs();
+  ASSERT_TRUE(established(*p.b)) << p.logs();
+}
+
+bool log_has(const std::vector<std::string>& log, const char* s) {
+  return std::any_of(log.begin(), log.end(), [&](const std::string& l) { return l.find(s) != std::string::npos; });
+}
+
+std::size_t policies_removed(const MockBackend& b) {
+  std::size_t n = 0;
+  for (const auto& c : b.removed) n += c.policies.size();
+  return n;
+}
+
+// The Child SA on each side, after the rekey: one, the new one.
+void expect_rekeyed(const Pair& p, const char* what) {
+  SCOPED_TRACE(what);
+  ASSERT_EQ(p.ba.installed.size(), 2u) << p.logs();
+  ASSERT_EQ(p.bb.installed.size(), 2u) << p.logs();
+  // New installed before the old removed (2.8), old removed with its SPIs.
+  ASSERT_EQ(p.ba.removed.size(), 1u) << p.logs();
+  ASSERT_EQ(p.bb.removed.size(), 1u) << p.logs();
+  for (const MockBackend* b : {&p.ba, &p.bb}) {
+    using E = std::pair<char, std::uint32_t>;
+    EXPECT_EQ(b->events, (std::vector<E>{{'i', b->installed[0].inbound.spi}, {'i', b->installed[1].inbound.spi},
+                                         {'r', b->installed[0].inbound.spi}}));
+  }
+  EXPECT_EQ(p.ba.removed[0].inbound.spi, p.ba.installed[0].inbound.spi);
+  EXPECT_EQ(p.ba.removed[0].outbound.spi, p.ba.installed[0].outbound.spi);
+  EXPECT_EQ(p.bb.removed[0].inbound.spi, p.bb.installed[0].inbound.spi);
+  expect_pair(p.ba.installed[1], p.bb.installed[1]);
+  EXPECT_NE(p.ba.installed[1].inbound.spi, p.ba.installed[0].inbound.spi);
+  EXPECT_NE(p.ba.installed[1].outbound.spi, p.ba.installed[0].outbound.spi);
+  EXPECT_FALSE(p.ba.installed[1].outbound.cipher_key.equals(p.ba.installed[0].outbound.cipher_key));
+  // The same reqid: the policies stay in the dataplane (neither the new SA
+  // brings them again nor does the old one take them away).
+  EXPECT_EQ(p.ba.installed[1].reqid, p.ba.installed[0].reqid);
+  EXPECT_TRUE(p.ba.installed[1].policies.empty());
+  EXPECT_TRUE(p.ba.removed[0].policies.empty());
+  EXPECT_TRUE(p.bb.removed[0].policies.empty());
+  for (const Engine* e : {p.a.get(), p.b.get()}) {
+    auto sas = e->ike_sas();
+    ASSERT_EQ(sas.size(), 1u);
+    ASSERT_EQ(sas[0].children.size(), 1u) << p.logs();
+  }
+  EXPECT_EQ(p.a->ike_sas()[0].children[0].spi_in, p.ba.installed[1].inbound.spi);
+  EXPECT_EQ(p.b->ike_sas()[0].children[0].spi_in, p.bb.installed[1].inbound.spi);
+  EXPECT_EQ(p.ba.live(), 1u);
+  EXPECT_EQ(p.bb.live(), 1u);
+}
+
+TEST(Engine, ChildRekeyInitiatedByEitherSide) {
+  for (bool a_rekeys : {true, false}) {
+    SCOPED_TRACE(a_rekeys ? "A rekeys" : "B rekeys");
+    Pair p;
+    up(p);
+    ASSERT_EQ(p.ba.installed.size(), 1u);
+    Engine& r = a_rekeys ? *p.a : *p.b;
+    ASSERT_TRUE(r.rekey(a_rekeys ? "to-b" : "to-a", false, p.now));
+    // CREATE_CHILD_SA request and response, then the Delete of the old one and its answer.
+    EXPECT_EQ(p.pump(), 4);
+    expect_rekeyed(p, "after the rekey");
+    EXPECT_EQ(p.a->stats().child_rekeyed, 1u);
+    EXPECT_EQ(p.b->stats().child_rekeyed, 1u);
+    // The new SA's keys are of the new nonces: a second rekey gives others again.
+    ASSERT_TRUE(r.rekey(a_rekeys ? "to-b" : "to-a", false, p.now));
+    p.pump();
+    ASSERT_EQ(p.ba.installed.size(), 3u);
+    expect_pair(p.ba.installed[2], p.bb.installed[2]);
+    EXPECT_EQ(p.ba.live(), 1u);
+    // Terminate: the last Child SA takes the policies with it.
+    ASSERT_TRUE(p.a->terminate("to-b", p.now));
+    p.pump();
+    EXPECT_EQ(policies_removed(p.ba), 2u);
+    EXPECT_EQ(policies_removed(p.bb), 2u);
+  }
+}
+
+TEST(Engine, ChildRekeyWithPfs) {
+  const EspSuite pfs{EncrId::aes_gcm_16, 128, IntegId::none, false, KeGroup::curve25519};
+  for (bool b_configured : {true, false}) {
+    SCOPED_TRACE(b_configured ? "both ask for PFS" : "only A asks; B follows");
+    Connection ca = site(true), cb = site(false);
+    ca.esp = {pfs};
+    if (b_configured) cb.esp = {pfs};
+    Pair p(config(ca), config(cb));
+    up(p);
+    ASSERT_TRUE(established(*p.b));
+    ASSERT_TRUE(p.a->rekey("to-b", false, p.now));
+    p.pump();
+    expect_rekeyed(p, "PFS");
+    EXPECT_TRUE(log_has(p.log_a, "(PFS Curve25519")) << p.logs();
+    // Both record the key exchange done (the first Child SA had none).
+    EXPECT_EQ(p.a->ike_sas()[0].children[0].suite.group, KeGroup::curve25519);
+    EXPECT_EQ(p.b->ike_sas()[0].children[0].suite.group, KeGroup::curve25519);
+  }
+}
+
+TEST(Engine, ChildRekeyPfsGroupRetriedOnInvalidKePayload) {
+  Connection ca = site(true), cb = site(false);
+  ca.esp = {EspSuite{EncrId::aes_gcm_16, 128, IntegId::none, false, KeGroup::curve25519},
+            EspSuite{EncrId::aes_gcm_16, 128, IntegId::none, false, KeGroup::ecp256}};
+  cb.esp = {EspSuite{EncrId::aes_gcm_16, 128, IntegId::none, false, KeGroup::ecp256}};
+  Pair p(config(ca), config(cb));
+  up(p);
+  ASSERT_TRUE(p.a->rekey("to-b", false, p.now));
+  p.pump();
+  EXPECT_EQ(p.b->stats().invalid_ke_sent, 1u);
+  EXPECT_TRUE(log_has(p.log_b, "INVALID_KE_PAYLOAD")) << p.logs();
+  expect_rekeyed(p, "after the retry with ecp256");
+  EXPECT_EQ(p.a->ike_sas()[0].children[0].suite.group, KeGroup::ecp256);
+}
+
+TEST(Engine, ChildRekeyErrors) {
+  {
+    SCOPED_TRACE("NO_PROPOSAL_CHOSEN: B insists on PFS with a group A does not offer");
+    Connection ca = site(true), cb = site(false);
+    cb.esp = {EspSuite{EncrId::aes_gcm_16, 128, IntegId::none, false, KeGroup::ecp256}};
+    Pair p(config(ca), config(cb));
+    up(p);
+    ASSERT_EQ(p.ba.installed.size(), 1u);  // IKE_AUTH has no KE: the first Child SA is made
+    ASSERT_TRUE(p.a->rekey("to-b", false, p.now));
+    EXPECT_EQ(p.pump(), 2);
+    EXPECT_EQ(p.b->stats().no_proposal_sent, 1u);
+    EXPECT_TRUE(log_has(p.log_a, "refused: NO_PROPOSAL_CHOSEN")) << p.logs();
+    EXPECT_EQ(p.ba.installed.size(), 1u);
+    EXPECT_EQ(p.bb.installed.size(), 1u);
+    EXPECT_EQ(p.ba.live(), 1u);  // the old one stays
+    EXPECT_TRUE(established(*p.a));
+    EXPECT_TRUE(p.a->check_liveness("to-b", p.now));  // the window is free again
+    EXPECT_EQ(p.pump(), 2);
+  }
+  {
+    SCOPED_TRACE("CHILD_SA_NOT_FOUND: B's Child SA expired while A's rekey of it was on the way");
+    Connection ca = site(true), cb = site(false);
+    cb.child_lifetime_s = 100;
+    Pair p(config(ca), config(cb));
+    up(p);
+    p.now += 100 * 1000;
+    ASSERT_TRUE(p.a->rekey("to-b", false, p.now));
+    p.b->tick(p.now);  // hard lifetime: B removes it and sends a Delete
+    p.pump();
+    EXPECT_TRUE(log_has(p.log_b, "CHILD_SA_NOT_FOUND")) << p.logs();
+    EXPECT_TRUE(log_has(p.log_a, "refused: CHILD_SA_NOT_FOUND")) << p.logs();
+    EXPECT_EQ(p.b->stats().expired, 1u);
+    EXPECT_EQ(p.ba.live(), 0u);
+    EXPECT_EQ(p.bb.live(), 0u);
+    EXPECT_TRUE(established(*p.a));
+    EXPECT_TRUE(established(*p.b));
+  }
+}
+
+TEST(Engine, SimultaneousChildRekeyLowestNonceLoses) {
+  for (int round = 0; round < 4; ++round) {  // the nonces are random: either side may win
+    SCOPED_TRACE(round);
+    Pair p;
+    up(p);
+    ASSERT_TRUE(p.a->rekey("to-b", false, p.now));
+    ASSERT_TRUE(p.b->rekey("to-a", false, p.now));
+    p.pump();
+    EXPECT_EQ(p.a->stats().rekey_collisions, 1u) << p.logs();
+    EXPECT_EQ(p.b->stats().rekey_collisions, 1u);
+    // Three SA pairs were made (old, two new); one stays, the same on both.
+    ASSERT_EQ(p.ba.installed.size(), 3u) << p.logs();
+    ASSERT_EQ(p.bb.installed.size(), 3u);
+    EXPECT_EQ(p.ba.live(), 1u) << p.logs();
+    EXPECT_EQ(p.bb.live(), 1u) << p.logs();
+    auto a = p.a->ike_sas(), b = p.b->ike_sas();
+    ASSERT_EQ(a.size(), 1u);
+    ASSERT_EQ(a[0].children.size(), 1u);
+    ASSERT_EQ(b[0].children.size(), 1u);
+    EXPECT_EQ(a[0].children[0].spi_in, b[0].children[0].spi_out);
+    EXPECT_EQ(a[0].children[0].spi_out, b[0].children[0].spi_in);
+    EXPECT_NE(a[0].children[0].spi_in, p.ba.installed[0].inbound.spi);
+    for (const auto& s : p.ba.installed) {
+      if (s.inbound.spi == a[0].children[0].spi_in) {
+        for (const auto& t : p.bb.installed) {
+          if (t.outbound.spi == s.inbound.spi) expect_pair(s, t);
+        }
+      }
+    }
+    // The policies were never taken out; the survivor has them.
+    EXPECT_EQ(policies_removed(p.ba), 0u);
+    ASSERT_TRUE(p.a->terminate("to-b", p.now));
+    p.pump();
+    EXPECT_EQ(policies_removed(p.ba), 2u);
+    EXPECT_EQ(policies_removed(p.bb), 2u);
+  }
+}
+
+TEST(Engine, LostAndDuplicatedCreateChildSa) {
+  {
+    SCOPED_TRACE("the request is lost once");
+    Pair p;
+    up(p);
+    int lost = 0;
+    p.filter = [&](bool a_to_b, const Packet& pk) {
+      auto h = header_of(pk);
+      return !(a_to_b && h && h->exchange == ExchangeType::create_child_sa && lost++ == 0);
+    };
+    ASSERT_TRUE(p.a->rekey("to-b", false, p.now));
+    p.pump();
+    EXPECT_EQ(p.ba.installed.size(), 1u);
+    p.now += p.a->config().retransmit_base_ms;
+    p.a->tick(p.now);
+    p.pump();
+    expect_rekeyed(p, "after the retransmission");
+    EXPECT_EQ(p.a->stats().retransmits, 1u);
+  }
+  {
+    SCOPED_TRACE("the response is lost once: answered again from the last response");
+    Pair p;
+    up(p);
+    int lost = 0;
+    p.filter = [&](bool a_to_b, const Packet& pk) {
+      auto h = header_of(pk);
+      return !(!a_to_b && h && h->exchange == ExchangeType::create_child_sa && lost++ == 0);
+    };
+    ASSERT_TRUE(p.a->rekey("to-b", false, p.now));
+    p.pump();
+    EXPECT_EQ(p.bb.installed.size(), 2u);  // B made the new one
+    p.now += p.a->config().retransmit_base_ms;
+    p.a->tick(p.now);
+    p.pump();
+    EXPECT_EQ(p.b->stats().dup_requests, 1u);
+    expect_rekeyed(p, "after the retransmission");  // B installed nothing more
+  }
+  {
+    SCOPED_TRACE("the request arrives twice");
+    Pair p;
+    up(p);
+    p.filter = [&](bool a_to_b, const Packet& pk) {
+      auto h = header_of(pk);
+      if (a_to_b && h && h->exchange == ExchangeType::create_child_sa) p.b->on_datagram(pk.to, pk.from, pk.data, p.now);
+      return true;
+    };
+    ASSERT_TRUE(p.a->rekey("to-b", false, p.now));
+    p.pump();
+    EXPECT_EQ(p.b->stats().dup_requests, 1u);
+    expect_rekeyed(p, "after the duplicate");
+  }
+}
+
+TEST(Engine, AdditionalChildSa) {
+  Pair p;
+  up(p);
+  // A CREATE_CHILD_SA without REKEY_SA (1.3.1): B narrows and installs it
+  // as a Child SA of its own, with its own reqid and policies.
+  ASSERT_TRUE(p.a->create_child("to-b", p.now));
+  EXPECT_EQ(p.pump(), 2);
+  ASSERT_EQ(p.ba.installed.size(), 2u) << p.logs();
+  ASSERT_EQ(p.bb.installed.size(), 2u);
+  expect_pair(p.ba.installed[1], p.bb.installed[1]);
+  EXPECT_NE(p.bb.installed[1].reqid, p.bb.installed[0].reqid);
+  EXPECT_EQ(p.bb.installed[1].policies.size(), 2u);
+  EXPECT_EQ(p.b->ike_sas()[0].children.size(), 2u);
+  EXPECT_EQ(p.ba.live(), 2u);
+  // Both are rekeyed and deleted on their own.
+  ASSERT_TRUE(p.b->rekey("to-a", false, p.now));
+  p.pump();
+  EXPECT_EQ(p.ba.live(), 2u);
+  EXPECT_EQ(p.bb.live(), 2u);
+  ASSERT_TRUE(p.a->terminate("to-b", p.now));
+  p.pump();
+  EXPECT_EQ(p.bb.live(), 0u);
+  EXPECT_EQ(policies_removed(p.bb), 4u);
+}
+
+TEST(Engine, IkeSaRekeyEitherSide) {
+  for (bool a_rekeys : {true, false}) {
+    SCOPED_TRACE(a_rekeys ? "A rekeys" : "B rekeys");
+    Pair p;
+    up(p);
+    const auto old_a = p.a->ike_sas()[0];
+    Engine& r = a_rekeys ? *p.a : *p.b;
+    ASSERT_TRUE(r.rekey(a_rekeys ? "to-b" : "to-a", true, p.now));
+    // CREATE_CHILD_SA and the Delete of the old IKE SA.
+    EXPECT_EQ(p.pump(), 4) << p.logs();
+    auto a = p.a->ike_sas(), b = p.b->ike_sas();
+    ASSERT_EQ(a.size(), 1u) << p.logs();
+    ASSERT_EQ(b.size(), 1u) << p.logs();
+    EXPECT_NE(a[0].spi_i, old_a.spi_i);
+    EXPECT_NE(a[0].spi_r, old_a.spi_r);
+    EXPECT_EQ(a[0].spi_i, b[0].spi_i);
+    EXPECT_EQ(a[0].spi_r, b[0].spi_r);
+    EXPECT_EQ(a[0].initiator, a_rekeys);  // the rekey's initiator is the new SA's (2.18)
+    EXPECT_EQ(a[0].state, IkeState::established);
+    EXPECT_EQ(b[0].state, IkeState::established);
+    // The Child SA moved, untouched.
+    ASSERT_EQ(a[0].children.size(), 1u);
+    EXPECT_EQ(a[0].children[0].spi_in, old_a.children[0].spi_in);
+    EXPECT_EQ(p.ba.installed.size(), 1u);
+    EXPECT_TRUE(p.ba.removed.empty());
+    EXPECT_TRUE(p.bb.removed.empty());
+    EXPECT_EQ(p.a->stats().ike_rekeyed, 1u);
+    EXPECT_EQ(p.b->stats().ike_rekeyed, 1u);
+    // The new SA's keys carry the next exchanges: liveness both ways, a
+    // Child SA rekey (KEYMAT from the new SK_d), and a second IKE rekey.
+    const auto dropped_a = p.a->stats().dropped, dropped_b = p.b->stats().dropped;
+    ASSERT_TRUE(p.a->check_liveness("to-b", p.now));
+    EXPECT_EQ(p.pump(), 2);
+    ASSERT_TRUE(p.b->check_liveness("to-a", p.now));
+    EXPECT_EQ(p.pump(), 2);
+    EXPECT_EQ(p.a->stats().dropped, dropped_a);
+    EXPECT_EQ(p.b->stats().dropped, dropped_b);
+    ASSERT_TRUE(p.b->rekey("to-a", false, p.now));
+    p.pump();
+    expect_rekeyed(p, "a Child SA rekey on the new IKE SA");
+    ASSERT_TRUE(r.rekey(a_rekeys ? "to-b" : "to-a", true, p.now));
+    p.pump();
+    EXPECT_EQ(p.a->ike_sas().size(), 1u);
+    EXPECT_EQ(p.a->ike_sas()[0].spi_i, p.b->ike_sas()[0].spi_i);
+    EXPECT_EQ(p.a->ike_sas()[0].children.size(), 1u);
+    // And the end: terminate on the new SA removes everything on both sides.
+    ASSERT_TRUE(p.b->terminate("to-a", p.now));
+    p.pump();
+    EXPECT_TRUE(p.a->ike_sas().empty());
+    EXPECT_TRUE(p.b->ike_sas().empty());
+    EXPECT_EQ(p.ba.live(), 0u);
+    EXPECT_EQ(p.bb.live(), 0u);
+  }
+}
+
+TEST(Engine, SimultaneousIkeSaRekey) {
+  for (int round = 0; round < 4; ++round) {
+    SCOPED_TRACE(round);
+    Pair p;
+    up(p);
+    const auto old_a = p.a->ike_sas()[0];
+    ASSERT_TRUE(p.a->rekey("to-b", true, p.now));
+    ASSERT_TRUE(p.b->rekey("to-a", true, p.now));
+    p.pump();
+    EXPECT_EQ(p.a->stats().rekey_collisions, 1u) << p.logs();
+    EXPECT_EQ(p.b->stats().rekey_collisions, 1u);
+    auto a = p.a->ike_sas(), b = p.b->ike_sas();
+    ASSERT_EQ(a.size(), 1u) << p.logs();
+    ASSERT_EQ(b.size(), 1u) << p.logs();
+    EXPECT_NE(a[0].spi_i, old_a.spi_i);
+    EXPECT_EQ(a[0].spi_i, b[0].spi_i);
+    EXPECT_EQ(a[0].spi_r, b[0].spi_r);
+    ASSERT_EQ(a[0].children.size(), 1u);
+    ASSERT_EQ(b[0].children.size(), 1u);
+    EXPECT_EQ(p.ba.live(), 1u);
+    ASSERT_TRUE(p.a->check_liveness("to-b", p.now));
+    EXPECT_EQ(p.pump(), 2);
+    ASSERT_TRUE(p.a->rekey("to-b", false, p.now));
+    p.pump();
+    expect_rekeyed(p, "a Child SA rekey on the surviving IKE SA");
+  }
+}
+
+TEST(Engine, LifetimesRekeyAtTheSoftTimeAndDeleteAtTheHardOne) {
+  {
+    SCOPED_TRACE("Child SA: soft");
+    Connection ca = site(true), cb = site(false);
+    ca.child_lifetime_s = 100;
+    cb.child_lifetime_s = 1000;
+    Pair p(config(ca), config(cb));
+    const std::uint64_t t0 = p.now;
+    up(p);
+    const auto info = p.a->ike_sas()[0].children[0];
+    EXPECT_EQ(info.expire_at_ms, t0 + 100000);
+    EXPECT_GT(info.rekey_at_ms, t0 + 80000);  // 10 % margin and up to 10 % jitter before it
+    EXPECT_LE(info.rekey_at_ms, t0 + 90000);
+    p.now = t0 + 80000;
+    p.a->tick(p.now);
+    p.b->tick(p.now);
+    EXPECT_EQ(p.pump(), 0);
+    p.now = t0 + 90000;
+    p.a->tick(p.now);
+    p.b->tick(p.now);
+    p.pump();
+    expect_rekeyed(p, "by A's soft lifetime");
+    const auto renewed = p.a->ike_sas()[0].children[0];
+    EXPECT_EQ(renewed.expire_at_ms, p.now + 100000);
+  }
+  {
+    SCOPED_TRACE("Child SA: hard, when every rekey is refused");
+    Connection ca = site(true), cb = site(false);
+    ca.child_lifetime_s = 100;
+    cb.esp = {EspSuite{EncrId::aes_gcm_16, 128, IntegId::none, false, KeGroup::ecp256}};
+    Pair p(config(ca), config(cb));
+    const std::uint64_t t0 = p.now;
+    up(p);
+    for (p.now = t0 + 80000; p.now < t0 + 100000; p.now += 1000) {
+      p.a->tick(p.now);
+      p.pump();
+    }
+    EXPECT_GE(p.b->stats().no_proposal_sent, 2u);  // tried again every few seconds
+    EXPECT_EQ(p.ba.live(), 1u);
+    p.now = t0 + 100000;
+    p.a->tick(p.now);
+    p.pump();
+    EXPECT_EQ(p.a->stats().expired, 1u);
+    EXPECT_EQ(p.ba.live(), 0u);
+    EXPECT_EQ(p.bb.live(), 0u);  // B got the Delete
+    EXPECT_TRUE(established(*p.a));  // the IKE SA stays
+  }
+  {
+    SCOPED_TRACE("IKE SA: soft");
+    Connection ca = site(true), cb = site(false);
+    ca.ike_lifetime_s = 200;
+    cb.ike_lifetime_s = 2000;
+    Pair p(config(ca), config(cb));
+    const std::uint64_t t0 = p.now;
+    up(p);
+    const auto old = p.a->ike_sas()[0];
+    EXPECT_EQ(old.expire_at_ms, t0 + 200000);
+    p.now = t0 + 180000;
+    p.a->tick(p.now);
+    p.b->tick(p.now);
+    p.pump();
+    auto a = p.a->ike_sas();
+    ASSERT_EQ(a.size(), 1u) << p.logs();
+    EXPECT_NE(a[0].spi_i, old.spi_i);
+    EXPECT_EQ(a[0].expire_at_ms, p.now + 200000);
+    EXPECT_EQ(a[0].children.size(), 1u);
+    EXPECT_EQ(p.b->stats().ike_rekeyed, 1u);
+  }
+  {
+    SCOPED_TRACE("IKE SA: hard, when the rekey gets no answer");
+    IkeConfig ca = config(site(true));
+    ca.connections[0].ike_lifetime_s = 100;
+    ca.retransmit_tries = 100;  // it would give up later than the hard time
+    Pair p(std::move(ca), config(site(false)));
+    const std::uint64_t t0 = p.now;
+    up(p);
+    p.filter = [](bool a_to_b, const Packet& pk) {
+      auto h = header_of(pk);
+      return !(a_to_b && h && h->exchange == ExchangeType::create_child_sa);
+    };
+    for (p.now = t0 + 80000; p.now <= t0 + 100000; p.now += 500) {
+      p.a->tick(p.now);
+      p.pump();
+    }
+    EXPECT_TRUE(p.a->ike_sas().empty()) << p.logs();
+    EXPECT_EQ(p.a->stats().expired, 1u);
+    EXPECT_EQ(p.a->stats().timeouts, 0u);
+    EXPECT_EQ(p.ba.live(), 0u);
+  }
+}
+
+TEST(Engine, DataplaneLifetimeEvents) {
+  Pair p;
+  up(p);
+  p.a->on_child_expire(p.ba.installed[0].inbound.spi, false, p.now);  // soft bytes/packets
+  p.pump();
+  expect_rekeyed(p, "after a soft limit");
+  p.a->on_child_expire(p.ba.installed[1].inbound.spi, true, p.now);  // hard
+  p.pump();
+  EXPECT_EQ(p.ba.live(), 0u);
+  EXPECT_EQ(p.bb.live(), 0u);
 }
 
 }  // namespace

@@ -74,13 +74,15 @@ Bytes spi_bytes(std::uint32_t spi) {
                static_cast<std::uint8_t>(spi >> 8), static_cast<std::uint8_t>(spi)};
 }
 
-Proposal esp_proposal(const EspSuite& s, std::uint8_t number, std::uint32_t spi) {
+Proposal esp_proposal(const EspSuite& s, std::uint8_t number, std::uint32_t spi,
+                      std::optional<KeGroup> group = {}) {
   Proposal p;
   p.number = number;
   p.protocol = Protocol::esp;
   p.spi = spi_bytes(spi);
   p.transforms.push_back(encr_transform(s.encr, s.encr_key_bits));
   if (!is_aead(s.encr)) p.transforms.push_back(Transform::make(TransformType::integ, static_cast<std::uint16_t>(s.integ)));
+  if (group) p.transforms.push_back(Transform::make(TransformType::dh, static_cast<std::uint16_t>(*group)));
   p.transforms.push_back(Transform::make(TransformType::esn, s.esn ? 1 : 0));
   return p;
 }
@@ -103,10 +105,10 @@ SaPayload ike_sa_payload(std::span<const IkeSuite> suites, const Bytes& spi) {
   return sa;
 }
 
-SaPayload esp_sa_payload(std::span<const EspSuite> suites, std::uint32_t spi) {
+SaPayload esp_sa_payload(std::span<const EspSuite> suites, std::uint32_t spi, bool with_ke) {
   SaPayload sa;
   std::uint8_t n = 1;
-  for (const EspSuite& s : suites) sa.proposals.push_back(esp_proposal(s, n++, spi));
+  for (const EspSuite& s : suites) sa.proposals.push_back(esp_proposal(s, n++, spi, with_ke ? s.group : std::nullopt));
   return sa;
 }
 
@@ -130,6 +132,41 @@ std::optional<EspChoice> select_esp(std::span<const EspSuite> ours, const SaPayl
   return std::nullopt;
 }
 
+EspKeSelection select_esp_ke(std::span<const EspSuite> ours, const SaPayload& peer,
+                             std::optional<std::uint16_t> ke_group) {
+  EspKeSelection r;
+  for (const EspSuite& s : ours) {
+    for (const Proposal& p : peer.proposals) {
+      if (!esp_allows(p, s)) continue;
+      const bool any_ke = has_type(p, TransformType::dh);
+      const bool none_ok = !any_ke || has(p, TransformType::dh, 0);
+      std::optional<KeGroup> g;
+      if (s.group) {
+        if (!has(p, TransformType::dh, static_cast<std::uint16_t>(*s.group))) continue;
+        if (ke_group != static_cast<std::uint16_t>(*s.group)) {
+          if (!r.want_group) r.want_group = s.group;
+          continue;
+        }
+        g = s.group;
+      } else if (ke_group && *ke_group != 0 && has(p, TransformType::dh, *ke_group) && group_from_id(*ke_group)) {
+        g = *group_from_id(*ke_group);  // the peer asks for PFS: follow it
+      } else if (!none_ok) {
+        // It insists on a key exchange, but its KE is not of one we can do.
+        for (const Transform& t : p.transforms) {
+          if (t.type != TransformType::dh || t.id == 0 || r.want_group) continue;
+          if (auto kg = group_from_id(t.id)) r.want_group = *kg;
+        }
+        continue;
+      }
+      EspChoice c{s, p.number, spi_value(p.spi), g};
+      r.choice = c;
+      r.want_group.reset();
+      return r;
+    }
+  }
+  return r;
+}
+
 SaPayload ike_reply(const IkeChoice& c, const Bytes& spi) {
   SaPayload sa;
   sa.proposals.push_back(ike_proposal(c.suite, c.number, spi));
@@ -138,7 +175,7 @@ SaPayload ike_reply(const IkeChoice& c, const Bytes& spi) {
 
 SaPayload esp_reply(const EspChoice& c, std::uint32_t our_spi) {
   SaPayload sa;
-  sa.proposals.push_back(esp_proposal(c.suite, c.number, our_spi));
+  sa.proposals.push_back(esp_proposal(c.suite, c.number, our_spi, c.group));
   return sa;
 }
 
@@ -159,8 +196,12 @@ Result<EspChoice> accept_esp_reply(std::span<const EspSuite> ours, const SaPaylo
   if (p.protocol != Protocol::esp || p.spi.size() != 4) return make_error("the responder's proposal is not ESP");
   if (p.number >= 1 && p.number <= ours.size()) {
     const EspSuite& s = ours[p.number - 1];
-    const std::size_t want = (is_aead(s.encr) ? 1 : 2) + (has_type(p, TransformType::esn) ? 1 : 0);
-    if (esp_allows(p, s) && exact(p, want)) return EspChoice{s, p.number, spi_value(p.spi)};
+    // A key exchange only if we offered the suite with it (CREATE_CHILD_SA).
+    const bool ke = s.group && has(p, TransformType::dh, static_cast<std::uint16_t>(*s.group));
+    const std::size_t want = (is_aead(s.encr) ? 1 : 2) + (has_type(p, TransformType::esn) ? 1 : 0) + (ke ? 1 : 0);
+    if (esp_allows(p, s) && exact(p, want)) {
+      return EspChoice{s, p.number, spi_value(p.spi), ke ? s.group : std::nullopt};
+    }
   }
   return make_error("the responder chose an ESP proposal we did not offer");
 }
@@ -176,6 +217,7 @@ std::string to_string(const EspSuite& s) {
   std::string r = encr_name(s.encr);
   if (s.encr != EncrId::chacha20_poly1305) r += "-" + std::to_string(s.encr_key_bits);
   if (!is_aead(s.encr)) r += std::string("/") + integ_name(s.integ);
+  if (s.group) r += std::string("/") + group_name(*s.group);
   return s.esn ? r + "/esn" : r;
 }
 
