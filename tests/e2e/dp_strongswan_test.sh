@@ -73,6 +73,7 @@ CONF
   return 1
 }
 dp_sas() { ts_ctl --json sa list 2>/dev/null | /usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin)))' 2>/dev/null; }
+dp_spis() { ts_ctl --json sa list 2>/dev/null | /usr/bin/python3 -c 'import json,sys; print(" ".join(sorted(str(s["spi"]) for s in json.load(sys.stdin))))' 2>/dev/null; }
 dp_policies() {  # ACTION: how many outbound policies of that action cygnet-dp has
   ts_ctl --json policy list 2>/dev/null | /usr/bin/python3 -c '
 import json, sys
@@ -132,6 +133,20 @@ traffic "trap"
 list=$("$TS_CTL_BIN" ike list --control "$RUN/ike.sock")
 echo "$list" | grep -Eq 'in: [1-9][0-9]+ packets, [0-9]+ bytes; out: [1-9][0-9]+ packets'
 check "ike list: the Child SA's counters from cygnet-dp" [ $? = 0 ]
+
+# charon rekeys the Child SA (same selectors, same reqid in cygnet-ike): the
+# new SAs go into cygnet-dp, their policies replace the old ones in the
+# same batch, then the old SAs leave on charon's Delete.
+old_spis=$(dp_spis)
+ss_swanctl "$RUN/charon" --rekey --child net >/dev/null 2>&1
+for _ in $(seq 100); do
+  now_spis=$(dp_spis)
+  [ "$(echo "$now_spis" | wc -w)" = 2 ] && [ -z "$(comm -12 <(tr ' ' '\n' <<<"$old_spis" | sort) <(tr ' ' '\n' <<<"$now_spis" | sort))" ] && break
+  sleep 0.1
+done
+check "rekey by charon: cygnet-dp has two new SAs and not the old ones ($old_spis -> $now_spis)" \
+  [ "$(echo "$now_spis" | wc -w)" = 2 ] && [ "$now_spis" != "$old_spis" ]
+traffic "after the rekey"
 
 # 4. cygnet-ike dies (SIGKILL): its SAs stay in cygnet-dp with keys no IKE
 # SA knows. The next cygnet-ike removes them before it starts anew.
