@@ -1024,14 +1024,17 @@ void Engine::remove_child_sa(IkeSa& sa, std::uint32_t spi_in) {
                          [&](const IkeSa::Child& c) { return c.info.spi_in == spi_in; });
   if (it == sa.children.end()) return;
   // Another Child SA of the same reqid (a rekey, or both of a collision)
-  // still needs the policies: they go to it instead of out of the dataplane.
+  // still needs the policies: they go to it instead of out of the
+  // dataplane, to one that stays if there is one.
   if (!it->spec.policies.empty()) {
+    IkeSa::Child* heir = nullptr;
     for (auto& o : sa.children) {
-      if (&o != &*it && o.info.reqid == it->info.reqid) {
-        o.spec.policies = std::move(it->spec.policies);
-        it->spec.policies.clear();
-        break;
-      }
+      if (&o == &*it || o.info.reqid != it->info.reqid) continue;
+      if (heir == nullptr || (!o.deleting && !o.info.rekeyed)) heir = &o;
+    }
+    if (heir != nullptr) {
+      heir->spec.policies = std::move(it->spec.policies);
+      it->spec.policies.clear();
     }
   }
   if (auto r = backend_.remove_child(it->spec); !r) log("removing a Child SA: " + r.error().message);
