@@ -190,8 +190,7 @@ struct Engine::Creating {
   // 2.8.2): the lower nonce of that exchange and what it made.
   bool collision = false;
   Bytes collision_nonce;
-  std::uint32_t collision_spi_in = 0;   // child: our inbound SPI of the peer's new Child SA
-  std::uint64_t collision_ike_spi = 0;  // IKE: our SPI of the peer's new IKE SA
+  std::uint64_t collision_ike_spi = 0;  // IKE: our SPI of the IKE SA the peer's exchange made
 };
 
 struct Engine::IkeSa {
@@ -1393,7 +1392,6 @@ void Engine::on_create_child_request(IkeSa& sa, const Message& m, std::uint64_t 
       // Both rekey it (2.8.1): decided when our response comes.
       sa.creating->collision = true;
       sa.creating->collision_nonce = min_nonce(nonce->data, nr);
-      sa.creating->collision_spi_in = spi_in;
     } else if (o != nullptr) {
       o->info.rekeyed = true;  // the initiator of the rekey deletes it
     }
