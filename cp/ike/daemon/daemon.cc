@@ -348,7 +348,9 @@ std::string control_answer(Control& ctl, std::string_view line, std::uint64_t no
       << "\ndup_requests " << s.dup_requests << "\ncookies_sent " << s.cookies_sent << "\ninvalid_ke_sent "
       << s.invalid_ke_sent << "\nno_proposal_sent " << s.no_proposal_sent << "\nauth_failed " << s.auth_failed
       << "\nike_established " << s.ike_established << "\nchild_installed " << s.child_installed
-      << "\nchild_removed " << s.child_removed << "\ntimeouts " << s.timeouts << "\nhalf_open " << e.half_open()
+      << "\nchild_removed " << s.child_removed << "\nchild_rekeyed " << s.child_rekeyed << "\nike_rekeyed "
+      << s.ike_rekeyed << "\nrekey_collisions " << s.rekey_collisions << "\nexpired " << s.expired
+      << "\ntimeouts " << s.timeouts << "\nhalf_open " << e.half_open()
       << "\n";
     return o.str();
   }

@@ -203,8 +203,7 @@ struct Engine::Creating {
   // 2.8.2): the lower nonce of that exchange and what it made.
   bool collision = false;
   Bytes collision_nonce;
-  std::uint32_t collision_spi_in = 0;   // child: our inbound SPI of the peer's new Child SA
-  std::uint64_t collision_ike_spi = 0;  // IKE: our SPI of the peer's new IKE SA
+  std::uint64_t collision_ike_spi = 0;  // IKE: our SPI of the IKE SA the peer's exchange made
 };
 
 struct Engine::IkeSa {
@@ -1059,14 +1058,17 @@ void Engine::remove_child_sa(IkeSa& sa, std::uint32_t spi_in) {
                          [&](const IkeSa::Child& c) { return c.info.spi_in == spi_in; });
   if (it == sa.children.end()) return;
   // Another Child SA of the same reqid (a rekey, or both of a collision)
-  // still needs the policies: they go to it instead of out of the dataplane.
+  // still needs the policies: they go to it instead of out of the
+  // dataplane, to one that stays if there is one.
   if (!it->spec.policies.empty()) {
+    IkeSa::Child* heir = nullptr;
     for (auto& o : sa.children) {
-      if (&o != &*it && o.info.reqid == it->info.reqid) {
-        o.spec.policies = std::move(it->spec.policies);
-        it->spec.policies.clear();
-        break;
-      }
+      if (&o == &*it || o.info.reqid != it->info.reqid) continue;
+      if (heir == nullptr || (!o.deleting && !o.info.rekeyed)) heir = &o;
+    }
+    if (heir != nullptr) {
+      heir->spec.policies = std::move(it->spec.policies);
+      it->spec.policies.clear();
     }
   }
   if (auto r = backend_.remove_child(it->spec); !r) log("removing a Child SA: " + r.error().message);
@@ -1427,7 +1429,6 @@ void Engine::on_create_child_request(IkeSa& sa, const Message& m, std::uint64_t 
       // Both rekey it (2.8.1): decided when our response comes.
       sa.creating->collision = true;
       sa.creating->collision_nonce = min_nonce(nonce->data, nr);
-      sa.creating->collision_spi_in = spi_in;
     } else if (o != nullptr) {
       o->info.rekeyed = true;  // the initiator of the rekey deletes it
     }
