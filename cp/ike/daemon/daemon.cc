@@ -516,7 +516,7 @@ int run_daemon(const DaemonOptions& opt, std::atomic<bool>* stop) {
       last_resync = now;
       auto r = shm->resync();
       if (!r) say(r.error().message);
-      else if (*r > 0) say("cygnet-dp restarted: pushed " + std::to_string(*r) + " Child SAs again");
+      else if (*r > 0) say("cygnet-dp restarted: pushed " + std::to_string(*r) + " Child SAs and traps again");
     }
   }
   // Leave cleanly: tell the peers.

@@ -24,10 +24,14 @@ std::string owner_key(const Policy& p) { return std::string(policy_dir_name(p.di
 
 constexpr const char* kStateMagic = "cygnet-ike-state 1";
 
-// Who owns a policy: a Child SA by reqid and inbound SPI (a rekeyed Child
-// SA may keep its reqid), a trap by reqid (SPI 0 is never an SA's).
-std::uint64_t owner_of(const ChildSaSpec& c) { return std::uint64_t{c.reqid} << 32 | c.inbound.spi; }
-std::uint64_t owner_of(const TrapSpec& t) { return std::uint64_t{t.reqid} << 32; }
+// Who owns a policy: the reqid its packets go to. A rekeyed Child SA keeps
+// its reqid, so its policies are the same owner's (the engine hands them
+// from the old Child SA to the new one). Traps have reqids of their own.
+std::uint64_t owner_of(const ChildSaSpec& c) { return c.reqid; }
+std::uint64_t owner_of(const TrapSpec& t) { return t.reqid; }
+
+// Batches of policies for a fresh cygnet-dp, well under its batch limit.
+constexpr std::size_t kResyncBatch = 256;
 
 }  // namespace
 
@@ -109,15 +113,9 @@ Result<void> ShmBackend::push(const ChildSaSpec& c, bool resync) {
   for (const SaConfig* sa : {&c.inbound, &c.outbound}) {
     if (auto r = client_->sa_add(*sa); !r) return fail(r.error());
   }
-  if (resync) {
-    // A fresh cygnet-dp: only the policies this Child SA owns on top.
-    for (const Policy& p : c.policies) {
-      auto it = owners_.find(owner_key(p));
-      if (it == owners_.end() || it->second.empty() || it->second.back().owner != owner_of(c)) continue;
-      if (auto r = client_->policy_add(p); !r) return fail(r.error());
-    }
-  } else if (auto r = send_policies(c.policies, owner_of(c), true); !r) {
-    return fail(r.error());
+  // A fresh cygnet-dp gets the policies after all SAs (resync()).
+  if (!resync) {
+    if (auto r = send_policies(c.policies, owner_of(c), true); !r) return fail(r.error());
   }
   return commit("the Child SA");
 }
@@ -181,34 +179,34 @@ Result<void> ShmBackend::remove_trap(const TrapSpec& t) {
 Result<std::size_t> ShmBackend::resync() {
   if (!client_->server_restarted()) return std::size_t{0};
   if (auto r = client_->reattach(); !r) return r.error();
+  // Every Child SA's SAs, then the policy on top of every selector: the
+  // owner stacks are what cygnet-dp had, whoever handed policies to whom.
   std::size_t n = 0;
-  for (const TrapSpec& t : traps_) {
-    std::vector<Policy> top;
-    for (const Policy& p : t.policies) {
-      auto it = owners_.find(owner_key(p));
-      if (it != owners_.end() && !it->second.empty() && it->second.back().owner == owner_of(t)) top.push_back(p);
-    }
-    if (top.empty()) continue;
-    Result<void> r = [&]() -> Result<void> {
-      auto begin = client_->batch_begin(static_cast<std::uint32_t>(top.size()));
-      if (!begin) return begin.error();
-      for (const Policy& p : top) {
-        if (auto a = client_->policy_add(p); !a) {
-          (void)client_->batch_abort();
-          return a.error();
-        }
-      }
-      return commit("the trap policies");
-    }();
-    if (!r) return make_error("resync after a cygnet-dp restart: " + r.error().message);
-    ++n;
-  }
   for (const ChildSaSpec& c : live_) {
     if (auto r = push(c, true); !r) return make_error("resync after a cygnet-dp restart: " + r.error().message);
     ++n;
   }
+  std::vector<const Policy*> top;
+  for (const auto& [k, stack] : owners_) {
+    if (!stack.empty()) top.push_back(&stack.back().policy);
+  }
+  for (std::size_t i = 0; i < top.size(); i += kResyncBatch) {
+    const std::size_t end = std::min(top.size(), i + kResyncBatch);
+    Result<void> r = [&]() -> Result<void> {
+      auto begin = client_->batch_begin(static_cast<std::uint32_t>(end - i));
+      if (!begin) return begin.error();
+      for (std::size_t j = i; j < end; ++j) {
+        if (auto a = client_->policy_add(*top[j]); !a) {
+          (void)client_->batch_abort();
+          return a.error();
+        }
+      }
+      return commit("the policies");
+    }();
+    if (!r) return make_error("resync after a cygnet-dp restart: " + r.error().message);
+  }
   save_state();
-  return n;
+  return n + traps_.size();
 }
 
 // ------------------------------------------------------------------- events

@@ -101,6 +101,55 @@ ChildSaSpec spec(std::uint32_t spi_in, std::uint32_t spi_out) {
 
 std::string instance() { return "ikeb" + std::to_string(::getpid()); }
 
+// ---- policy owners, traps, events, and the state file ----------------------
+
+Policy trap_policy(std::uint32_t reqid, const char* src, const char* dst) {
+  Policy p;
+  p.priority = 1100;
+  p.dir = PolicyDir::out;
+  p.action = PolicyAction::trap;
+  p.reqid = reqid;
+  p.sel.src = *IpPrefix::parse(src);
+  p.sel.dst = *IpPrefix::parse(dst);
+  return p;
+}
+
+TrapSpec trap(std::uint32_t reqid, const char* src = "10.1.0.0/16", const char* dst = "10.2.0.0/16") {
+  TrapSpec t;
+  t.connection = "t";
+  t.reqid = reqid;
+  t.policies = {trap_policy(reqid, src, dst)};
+  return t;
+}
+
+// The kinds of a batch's changes, as letters: A SA add, D SA delete, p policy
+// add, d policy delete; with the policy's action for policies (t, P).
+std::string shape(const std::vector<shm::Change>& b) {
+  std::string s;
+  for (const auto& c : b) {
+    if (std::holds_alternative<shm::SaAdd>(c.op)) s += "A ";
+    if (std::holds_alternative<shm::SaDelete>(c.op)) s += "D ";
+    if (const auto* p = std::get_if<shm::PolicyAdd>(&c.op)) s += p->policy.action == PolicyAction::trap ? "pt " : "pP ";
+    if (std::get_if<shm::PolicyDelete>(&c.op)) s += "d ";
+  }
+  if (!s.empty()) s.pop_back();
+  return s;
+}
+
+// The backend attached to the test's server (null, with a failure, if not).
+std::unique_ptr<ShmBackend> attached(const std::string& inst, ShmBackend::Options o = {}) {
+  auto b = ShmBackend::attach(inst, std::move(o));
+  EXPECT_TRUE(b.ok()) << (b.ok() ? "" : b.error().message);
+  return b.ok() ? std::move(*b) : nullptr;
+}
+
+std::vector<std::string> shapes(Server& s) {
+  std::lock_guard<std::mutex> g(s.rec.mu);
+  std::vector<std::string> v;
+  for (const auto& b : s.rec.batches) v.push_back(shape(b));
+  return v;
+}
+
 TEST(ShmBackend, InstallIsOneBatchInboundFirstAndRemoveIsTheReverse) {
   const std::string inst = instance();
   Server s(inst);
@@ -163,59 +212,11 @@ TEST(ShmBackend, ResyncAfterTheDataplaneRestarts) {
   ASSERT_TRUE(n.ok()) << n.error().message;
   EXPECT_EQ(*n, 2u);
   std::lock_guard<std::mutex> g(s->rec.mu);
-  ASSERT_EQ(s->rec.batches.size(), 2u);
+  ASSERT_EQ(s->rec.batches.size(), 3u);  // each Child SA's SAs, then the policies
+  EXPECT_EQ(shape(s->rec.batches[2]), "pP pP");
   EXPECT_EQ(std::get<shm::SaAdd>(s->rec.batches[1][0].op).sa.spi, 0x1003u);
   // The keys came along.
   EXPECT_EQ(std::get<shm::SaAdd>(s->rec.batches[0][0].op).sa.cipher_key.size(), 20u);
-}
-
-// ---- policy owners, traps, events, and the state file ----------------------
-
-Policy trap_policy(std::uint32_t reqid, const char* src, const char* dst) {
-  Policy p;
-  p.priority = 1100;
-  p.dir = PolicyDir::out;
-  p.action = PolicyAction::trap;
-  p.reqid = reqid;
-  p.sel.src = *IpPrefix::parse(src);
-  p.sel.dst = *IpPrefix::parse(dst);
-  return p;
-}
-
-TrapSpec trap(std::uint32_t reqid, const char* src = "10.1.0.0/16", const char* dst = "10.2.0.0/16") {
-  TrapSpec t;
-  t.connection = "t";
-  t.reqid = reqid;
-  t.policies = {trap_policy(reqid, src, dst)};
-  return t;
-}
-
-// The kinds of a batch's changes, as letters: A SA add, D SA delete, p policy
-// add, d policy delete; with the policy's action for policies (t, P).
-std::string shape(const std::vector<shm::Change>& b) {
-  std::string s;
-  for (const auto& c : b) {
-    if (std::holds_alternative<shm::SaAdd>(c.op)) s += "A ";
-    if (std::holds_alternative<shm::SaDelete>(c.op)) s += "D ";
-    if (const auto* p = std::get_if<shm::PolicyAdd>(&c.op)) s += p->policy.action == PolicyAction::trap ? "pt " : "pP ";
-    if (std::get_if<shm::PolicyDelete>(&c.op)) s += "d ";
-  }
-  if (!s.empty()) s.pop_back();
-  return s;
-}
-
-// The backend attached to the test's server (null, with a failure, if not).
-std::unique_ptr<ShmBackend> attached(const std::string& inst, ShmBackend::Options o = {}) {
-  auto b = ShmBackend::attach(inst, std::move(o));
-  EXPECT_TRUE(b.ok()) << (b.ok() ? "" : b.error().message);
-  return b.ok() ? std::move(*b) : nullptr;
-}
-
-std::vector<std::string> shapes(Server& s) {
-  std::lock_guard<std::mutex> g(s.rec.mu);
-  std::vector<std::string> v;
-  for (const auto& b : s.rec.batches) v.push_back(shape(b));
-  return v;
 }
 
 TEST(ShmBackend, ChildSaTakesTheTrapsPlaceAndGivesItBack) {
@@ -238,19 +239,58 @@ TEST(ShmBackend, ChildSaTakesTheTrapsPlaceAndGivesItBack) {
   EXPECT_EQ(b->traps(), 0u);
 }
 
-TEST(ShmBackend, RekeyedChildSaOverTheSameSelectors) {
+ChildSaSpec without_policies(ChildSaSpec c) {
+  c.policies.clear();
+  return c;
+}
+
+// The engine's rekey: the new Child SA keeps the reqid and comes without
+// policies; the old one goes without them; the new one takes them when it
+// goes itself. A cygnet-dp restart in between gets the policies back.
+TEST(ShmBackend, RekeyedChildSaKeepsThePoliciesOfItsReqid) {
+  const std::string inst = instance();
+  auto s = std::make_unique<Server>(inst);
+  auto b = attached(inst);
+  ASSERT_TRUE(s->srv && b);
+  ASSERT_TRUE(b->install_child(spec(0x1001, 0x2002)));
+  ASSERT_TRUE(b->install_child(without_policies(spec(0x1003, 0x2004))));
+  ASSERT_TRUE(b->remove_child(without_policies(spec(0x1001, 0x2002))));
+  {
+    const std::vector<std::string> want = {"A A pP pP", "A A", "D D"};
+    EXPECT_EQ(shapes(*s), want);
+  }
+  s.reset();
+  s = std::make_unique<Server>(inst);  // cygnet-dp restarts
+  ASSERT_TRUE(s->srv);
+  auto n = b->resync();
+  ASSERT_TRUE(n.ok()) << n.error().message;
+  EXPECT_EQ(*n, 1u);
+  {
+    const std::vector<std::string> want = {"A A", "pP pP"};  // the new SAs, then the reqid's policies
+    EXPECT_EQ(shapes(*s), want);
+    std::lock_guard<std::mutex> g(s->rec.mu);
+    EXPECT_EQ(std::get<shm::SaAdd>(s->rec.batches[0][0].op).sa.spi, 0x1003u);
+  }
+  ASSERT_TRUE(b->remove_child(spec(0x1003, 0x2004)));  // with the policies it was handed
+  const std::vector<std::string> want = {"A A", "pP pP", "d d D D"};
+  EXPECT_EQ(shapes(*s), want);
+}
+
+// Two Child SAs of one reqid that both bring the same policies: the second
+// replaces them in one batch, and removing either keeps them in place.
+TEST(ShmBackend, SameReqidSamePoliciesReplaceInOneBatch) {
   const std::string inst = instance();
   Server s(inst);
   auto b = attached(inst);
   ASSERT_TRUE(s.srv && b);
   ASSERT_TRUE(b->install_child(spec(0x1001, 0x2002)));
-  ASSERT_TRUE(b->install_child(spec(0x1003, 0x2004)));  // same reqid and selectors: a rekey
-  ASSERT_TRUE(b->remove_child(spec(0x1001, 0x2002)));   // the old one: its policies are not in cygnet-dp
+  ASSERT_TRUE(b->install_child(spec(0x1003, 0x2004)));
+  ASSERT_TRUE(b->remove_child(spec(0x1001, 0x2002)));
   ASSERT_TRUE(b->remove_child(spec(0x1003, 0x2004)));
-  const std::vector<std::string> want = {"A A pP pP", "A A d pP d pP", "D D", "d d D D"};
+  const std::vector<std::string> want = {"A A pP pP", "A A d pP d pP", "d pP d pP D D", "d d D D"};
   EXPECT_EQ(shapes(s), want);
   std::lock_guard<std::mutex> g(s.rec.mu);
-  EXPECT_EQ(std::get<shm::SaDelete>(s.rec.batches[2][0].op).key.spi, 0x2002u);
+  EXPECT_EQ(std::get<shm::SaDelete>(s.rec.batches[2][4].op).key.spi, 0x2002u);
 }
 
 TEST(ShmBackend, AcquireEventsAndCounters) {
