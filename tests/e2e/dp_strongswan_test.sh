@@ -50,8 +50,9 @@ ss_write_conn "$RUN/charon" c1 192.0.2.2 192.0.2.1 10.2.0.1/32 10.1.0.0/24 \
 check "charon loaded the connection" [ $? = 0 ]
 
 n=0
-# start_ike START: cygnet-ike in the gateway's host namespace (behind the
-# exception port), Child SAs into this cygnet-dp.
+# start_ike START [SETTINGS]: cygnet-ike in the gateway's host namespace
+# (behind the exception port), Child SAs into this cygnet-dp; SETTINGS are
+# added to its connection.
 start_ike() {
   n=$((n + 1))
   printf 'psks = ( { name = "c"; secret = "%s"; } );\n' "$PSK" > "$RUN/secrets.conf"
@@ -63,7 +64,7 @@ connections = ( {
   local_id = "fqdn:gw.cygnet.test"; remote_id = "fqdn:charon.cygnet.test"; psk = "c";
   local_ts = ( "10.1.0.0/24" ); remote_ts = ( "10.2.0.1/32" );
   ike = ( "aes128gcm16-prfsha256-x25519" ); esp = ( "aes128gcm16" );
-  start = "$1";
+  start = "$1"; ${2:-}
 } );
 CONF
   ip netns exec "$TS_NS_HOST" "$BUILD/cp/ike/daemon/cygnet-ike" -c "$RUN/ike$n.conf" --control "$RUN/ike.sock" \
@@ -153,7 +154,7 @@ traffic "after the rekey"
 kill -KILL "$IKE_PID"; wait "$IKE_PID" 2>/dev/null; IKE_PID=""
 rm -f "$RUN/ike.sock"
 check "crash: the orphaned SAs are still in cygnet-dp" [ "$(dp_sas)" = 2 ]
-start_ike trap || FAILS+=("cygnet-ike after a crash")
+start_ike trap "child_lifetime_packets = 60;" || FAILS+=("cygnet-ike after a crash")
 for _ in $(seq 50); do [ "$(dp_policies trap)" = 1 ] && break; sleep 0.1; done
 grep -q 'removed 4 SAs and policies an earlier cygnet-ike left' "$RUN/ike$n.err"
 check "restart: the leftovers were removed (2 SAs, 2 policies)" [ $? = 0 ]
@@ -163,6 +164,17 @@ for _ in $(seq 100); do [ "$(dp_sas)" = 2 ] && break; sleep 0.1; done
 check "restart: traffic negotiates a new Child SA" [ "$(dp_sas)" = 2 ]
 got=$(ts_lan ping -c 10 -i 0.1 -W 2 10.2.0.1 | sed -n 's/.* \([0-9]*\) received.*/\1/p')
 check "restart: ping through the new SAs ($got/10)" [ "${got:-0}" -ge 9 ]
+# This cygnet-ike gave its Child SAs a limit of 60 packets: cygnet-dp's soft
+# expiry (48-54 packets) makes it rekey before the hard one.
+old_spis=$(dp_spis)
+got=$(ts_lan ping -c 60 -i 0.05 -W 2 10.2.0.1 | sed -n 's/.* \([0-9]*\) received.*/\1/p')
+for _ in $(seq 50); do [ "$(dp_spis | wc -w)" = 2 ] && [ "$(dp_spis)" != "$old_spis" ] && break; sleep 0.1; done
+now_spis=$(dp_spis)
+check "packet lifetime: cygnet-dp's soft expiry made cygnet-ike rekey ($old_spis -> $now_spis)" \
+  [ "$(echo "$now_spis" | wc -w)" = 2 ] && [ -z "$(comm -12 <(tr ' ' '\n' <<<"$old_spis" | sort) <(tr ' ' '\n' <<<"$now_spis" | sort))" ]
+check "packet lifetime: the ping went on through the rekey ($got/60)" [ "${got:-0}" -ge 57 ]
+grep -q 'cygnet-dp: soft byte/packet limit of SA .*rekeying the Child SA' "$RUN/ike$n.err"
+check "packet lifetime: cygnet-ike logged cygnet-dp's soft expiry" [ $? = 0 ]
 ikes=$(_ss_sa_lines "$RUN/charon" | grep -c '^ike c1 ESTABLISHED')
 check "restart: INITIAL_CONTACT made charon drop the old IKE SA ($ikes left)" [ "$ikes" = 1 ]
 stop_ike

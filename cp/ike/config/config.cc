@@ -619,7 +619,8 @@ Result<Connection> parse_connection(const Setting& c, Ctx& ctx) {
   if (!c.isGroup()) return err_at(c, "expected a group { name = ...; local_addr = ...; ... } describing a connection");
   if (auto r = check_known(c, {"name", "local_addr", "remote_addrs", "local_port", "remote_port", "local_id",
                                "remote_id", "psk", "ike", "esp", "local_ts", "remote_ts", "mode", "start",
-                               "force_encap", "ike_lifetime", "child_lifetime", "dpd"});
+                               "force_encap", "ike_lifetime", "child_lifetime", "child_lifetime_bytes",
+                               "child_lifetime_packets", "dpd"});
       !r) {
     return r.error();
   }
@@ -726,6 +727,23 @@ Result<Connection> parse_connection(const Setting& c, Ctx& ctx) {
   if (auto r = get_bool(c, "force_encap", conn.force_encap); !r) return r.error();
   if (auto r = get_uint(c, "ike_lifetime", 1, UINT32_MAX, conn.ike_lifetime_s, " seconds"); !r) return r.error();
   if (auto r = get_uint(c, "child_lifetime", 1, UINT32_MAX, conn.child_lifetime_s, " seconds"); !r) return r.error();
+  // From 1000 up: the soft limit, 80-90 % of it, must leave room for a rekey.
+  if (auto r = get_uint(c, "child_lifetime_bytes", 0, std::uint64_t{1} << 62, conn.child_lifetime_bytes,
+                        " bytes (0: none; otherwise at least 1000)");
+      !r) {
+    return r.error();
+  }
+  if (auto r = get_uint(c, "child_lifetime_packets", 0, std::uint64_t{1} << 62, conn.child_lifetime_packets,
+                        " packets (0: none; otherwise at least 10)");
+      !r) {
+    return r.error();
+  }
+  if (conn.child_lifetime_bytes != 0 && conn.child_lifetime_bytes < 1000) {
+    return err_at(c["child_lifetime_bytes"], "at least 1000 bytes (or 0: none): the rekey starts at 80-90 % of it");
+  }
+  if (conn.child_lifetime_packets != 0 && conn.child_lifetime_packets < 10) {
+    return err_at(c["child_lifetime_packets"], "at least 10 packets (or 0: none): the rekey starts at 80-90 % of it");
+  }
   if (auto r = get_uint(c, "dpd", 0, 86400, conn.dpd_s, " seconds (0: none)"); !r) return r.error();
 
   // ---- checks across fields ----

@@ -588,10 +588,19 @@ TEST_F(IkeCfg, MinimalConnectionGetsTheDefaults) {
   EXPECT_EQ(c.mode, Mode::tunnel);
   EXPECT_EQ(c.start, StartAction::none);
   EXPECT_EQ(c.dpd_s, 0u);
+  EXPECT_EQ(c.child_lifetime_bytes, 0u);
+  EXPECT_EQ(c.child_lifetime_packets, 0u);
   ASSERT_EQ(r->psks.size(), 1u);
   EXPECT_EQ(r->psks.at("site-b").size(), 24u);
   EXPECT_EQ(r->psks.at("site-b").bytes()[1], 0x11);
   EXPECT_TRUE(warnings.empty());
+}
+
+TEST_F(IkeCfg, ByteAndPacketLifetimes) {
+  auto r = load(conn("child_lifetime_bytes = 4000000000L; child_lifetime_packets = 1000000;"));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->connections[0].child_lifetime_bytes, 4000000000u);
+  EXPECT_EQ(r->connections[0].child_lifetime_packets, 1000000u);
 }
 
 TEST_F(IkeCfg, BadAddress) {
@@ -771,6 +780,9 @@ TEST_F(IkeCfg, OtherFieldErrors) {
       {conn("ike_lifetime = 0;"), "test.conf:6: connections[0].ike_lifetime: value 0 out of range 1-4294967295 seconds"},
       {conn("child_lifetime = 0;"), "test.conf:6: connections[0].child_lifetime: value 0 out of range"},
       {conn("dpd = 100000;"), "test.conf:6: connections[0].dpd: value 100000 out of range 0-86400"},
+      {conn("child_lifetime_bytes = 999;"), "test.conf:6: connections[0].child_lifetime_bytes: at least 1000 bytes"},
+      {conn("child_lifetime_packets = 9;"), "test.conf:6: connections[0].child_lifetime_packets: at least 10 packets"},
+      {conn("child_lifetime_packets = -1;"), "connections[0].child_lifetime_packets: value -1 out of range"},
       {conn("", "cookie_threshold = 0;"), "test.conf:1: ike.cookie_threshold: value 0 out of range 1-1000000"},
       {conn("", "retransmit_tries = 50;"), "test.conf:1: ike.retransmit_tries: value 50 out of range 1-20"},
       {conn("", "dataplane_instance = \"a b\";"), "test.conf:1: ike.dataplane_instance: 'a b' is not an shm"},

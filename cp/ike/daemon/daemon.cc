@@ -311,6 +311,20 @@ std::string json_str(std::string_view s) {
   return o + "\"";
 }
 
+// A byte or packet expiry from cygnet-dp, for the Child SA that has the SA
+// (by our inbound SPI, or the peer's for an outbound SA).
+void on_expiry(Engine& e, const ShmBackend::Expiry& x, std::uint64_t now) {
+  for (const IkeSaInfo& s : e.ike_sas()) {
+    for (const ChildSaInfo& c : s.children) {
+      if ((x.dir == Direction::in ? c.spi_in : c.spi_out) != x.spi) continue;
+      say(s.connection + ": cygnet-dp: " + (x.hard ? "hard" : "soft") + " byte/packet limit of SA " + hex32(x.spi) +
+          " (" + direction_name(x.dir) + ")" + (x.hard ? ", deleting the Child SA" : ", rekeying the Child SA"));
+      e.on_child_expire(c.spi_in, x.hard, now);
+      return;
+    }
+  }
+}
+
 }  // namespace
 
 static std::string usage_text(Backend* b, std::uint32_t spi, Direction dir, const IpAddress& dst, bool json) {
@@ -509,6 +523,7 @@ int run_daemon(const DaemonOptions& opt, std::atomic<bool>* stop) {
     const std::uint64_t now = now_ms();
     if (shm != nullptr) {
       for (std::uint32_t reqid : shm->take_acquires()) engine.on_acquire(reqid, now);
+      for (const ShmBackend::Expiry& x : shm->take_expiries()) on_expiry(engine, x, now);
       for (const std::string& w : shm->take_warnings()) say("warning: " + w);
     }
     engine.tick(now);

@@ -87,6 +87,10 @@ struct Connection {
   bool force_encap = false;  // UDP-encapsulate ESP even without a NAT (RFC 7296 2.23)
   std::uint32_t ike_lifetime_s = 14400;
   std::uint32_t child_lifetime_s = 3600;
+  // Hard limits of each Child SA's SAs in cygnet-dp (0: none); the soft
+  // limit that starts the rekey is 80-90 % of it, like the time.
+  std::uint64_t child_lifetime_bytes = 0;
+  std::uint64_t child_lifetime_packets = 0;
   std::uint32_t dpd_s = 0;  // liveness check interval; 0: none
   bool operator==(const Connection&) const = default;
 };

@@ -156,6 +156,15 @@ std::pair<std::uint64_t, std::uint64_t> lifetime_times(std::uint32_t lifetime_s,
   return {now_ms + life - margin - jitter, now_ms + life};
 }
 
+// The soft byte or packet limit for a hard one (0: none), with the same
+// 10 % margin and up to 10 % jitter as the times.
+std::uint64_t soft_limit(std::uint64_t hard) {
+  if (hard == 0) return 0;
+  const std::uint64_t margin = hard / 10;
+  const std::uint64_t jitter = margin != 0 ? random_u64() % margin : 0;
+  return hard - margin - jitter;
+}
+
 // A connection's selectors (ours, the peer's); none configured: the
 // addresses of the IKE SA.
 std::pair<std::vector<TsRange>, std::vector<TsRange>> conn_selectors(const Connection& c, const IpAddress& local,
@@ -947,6 +956,10 @@ Result<void> Engine::install_child(IkeSa& sa, const EspChoice& esp, std::uint32_
   spec.connection = sa.conn->name;
   spec.reqid = k.reqid ? *k.reqid : next_reqid_++;
   const bool encap = sa.natt && sa.encap();
+  // Byte and packet limits in cygnet-dp: its soft expiry starts the rekey
+  // (on_child_expire), its hard expiry deletes the Child SA.
+  const std::uint64_t soft_bytes = soft_limit(sa.conn->child_lifetime_bytes);
+  const std::uint64_t soft_packets = soft_limit(sa.conn->child_lifetime_packets);
   for (SaConfig* c : {&spec.inbound, &spec.outbound}) {
     c->mode = mode;
     c->reqid = spec.reqid;
@@ -954,6 +967,10 @@ Result<void> Engine::install_child(IkeSa& sa, const EspChoice& esp, std::uint32_
     c->integ = *integ;
     c->esn = esp.suite.esn;
     c->encap.enabled = encap;
+    c->hard.bytes = sa.conn->child_lifetime_bytes;
+    c->hard.packets = sa.conn->child_lifetime_packets;
+    c->soft.bytes = soft_bytes;
+    c->soft.packets = soft_packets;
   }
   spec.inbound.spi = spi_in;
   spec.inbound.dir = Direction::in;

@@ -249,6 +249,30 @@ TEST(EngineDpd, LivenessOnATimerAndRestartWhenThePeerIsGone) {
   EXPECT_EQ(sas[0].state, IkeState::init_sent);
 }
 
+// Byte and packet limits go to both SAs of a Child SA, the soft one at
+// 80-90 % of the hard one.
+TEST(EngineLifetimes, ByteAndPacketLimitsReachTheDataplane) {
+  Connection ca = site(true);
+  ca.child_lifetime_bytes = 1'000'000;
+  ca.child_lifetime_packets = 1000;
+  Pair p(config(ca), config(site(false)));
+  ASSERT_TRUE(p.a->initiate("to-b", p.now));
+  p.pump();
+  ASSERT_EQ(p.ba.installed.size(), 1u) << p.logs();
+  for (const SaConfig* s : {&p.ba.installed[0].inbound, &p.ba.installed[0].outbound}) {
+    EXPECT_EQ(s->hard.bytes, 1'000'000u);
+    EXPECT_EQ(s->hard.packets, 1000u);
+    EXPECT_GE(s->soft.bytes, 800'000u);
+    EXPECT_LE(s->soft.bytes, 900'000u);
+    EXPECT_GE(s->soft.packets, 800u);
+    EXPECT_LE(s->soft.packets, 900u);
+    EXPECT_TRUE(validate_sa(*s)) << "cygnet-dp would refuse it";
+  }
+  // B has no limits configured: none.
+  EXPECT_EQ(p.bb.installed[0].outbound.hard.bytes, 0u);
+  EXPECT_EQ(p.bb.installed[0].outbound.soft.packets, 0u);
+}
+
 // Adversarial: INFORMATIONAL on a half-open IKE SA (before IKE_AUTH), both
 // in clear and as a tampered copy of the real IKE_AUTH. Dropped, counted;
 // the real IKE_AUTH still completes.

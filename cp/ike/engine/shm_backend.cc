@@ -223,6 +223,8 @@ void ShmBackend::pump_events() {
     const shm::EventBody& b = (*e)->body;
     if (const auto* a = std::get_if<shm::Acquire>(&b)) {
       acquires_.push_back(a->reqid);
+    } else if (const auto* x = std::get_if<shm::SaExpired>(&b)) {
+      expiries_.push_back(Expiry{x->sa.spi, x->sa.dir, x->hard});
     } else if (const auto* c = std::get_if<shm::Counters>(&b)) {
       counters_[c->query_id] = c->c;
     }

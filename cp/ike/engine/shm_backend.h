@@ -23,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cp/ike/engine/backend.h"
@@ -54,6 +55,14 @@ class ShmBackend : public Backend {
   Result<std::size_t> resync();
   // The reqids of the ACQUIREs cygnet-dp sent since the last call.
   std::vector<std::uint32_t> take_acquires();
+  // The byte and packet expiries cygnet-dp sent since the last call (read
+  // with the ACQUIREs by take_acquires()).
+  struct Expiry {
+    std::uint32_t spi = 0;
+    Direction dir = Direction::in;
+    bool hard = false;
+  };
+  std::vector<Expiry> take_expiries() { return std::exchange(expiries_, {}); }
   // Removes from cygnet-dp what the state file says an earlier cygnet-ike
   // installed, if cygnet-dp is still the one it installed into. Returns how
   // many SAs and policies went. Call before installing anything.
@@ -92,6 +101,7 @@ class ShmBackend : public Backend {
   };
   std::map<std::string, std::vector<Owned>> owners_;
   std::vector<std::uint32_t> acquires_;
+  std::vector<Expiry> expiries_;
   std::map<std::uint64_t, shm::SaCounters> counters_;  // by query id
   std::vector<std::string> warnings_;
 };

@@ -313,6 +313,22 @@ TEST(ShmBackend, AcquireEventsAndCounters) {
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0], 0x10042u);
   EXPECT_TRUE(b->take_acquires().empty());  // taken once
+  shm::SaExpired x;
+  x.hard = false;
+  x.sa = shm::SaKey{0x2002, Direction::out, *IpAddress::parse("192.0.2.2")};
+  x.reqid = 0x10001;
+  x.which = shm::ExpiryKind::packets;
+  ASSERT_EQ(s.broadcast(x), 1u);
+  std::vector<ShmBackend::Expiry> ex;
+  for (int i = 0; i < 200 && ex.empty(); ++i) {
+    (void)b->take_acquires();  // reads the events
+    ex = b->take_expiries();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(ex.size(), 1u);
+  EXPECT_EQ(ex[0].spi, 0x2002u);
+  EXPECT_EQ(ex[0].dir, Direction::out);
+  EXPECT_FALSE(ex[0].hard);
   auto u = b->usage(0x1001, Direction::in, *IpAddress::parse("192.0.2.1"));
   ASSERT_TRUE(u.has_value());
   EXPECT_EQ(u->packets, 7u);
