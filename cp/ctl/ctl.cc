@@ -899,8 +899,9 @@ std::string ike_socket(const Ctx& ctx, const Parsed& p) {
 
 int cmd_ike(Ctx& ctx, const Command& c, const Parsed& p) {
   std::string line(c.path.substr(4));  // "ike initiate" -> "initiate"
-  if (line == "initiate" || line == "terminate" || line == "liveness") {
+  if (line == "initiate" || line == "terminate" || line == "liveness" || line == "rekey" || line == "child") {
     if (p.positional.size() != 1) return fail(ctx, usage("'" + std::string(c.path) + "' needs a connection name"));
+    if (line == "rekey" && p.has("ike")) line = "rekey-ike";
     line += " " + p.positional[0];
   } else if (line == "list" && ctx.json) {
     line += " json";
@@ -1006,6 +1007,13 @@ const std::vector<Command>& commands() {
        cmd_ike},
       {"ike liveness", "cygnet-ike: send a liveness check on a connection",
        "usage: cygnetctl [--instance NAME] ike liveness CONNECTION [--control PATH]\n", {{"control", true}}, 1,
+       cmd_ike},
+      {"ike rekey", "cygnet-ike: rekey a connection's Child SA, or with --ike its IKE SA, now",
+       "usage: cygnetctl [--instance NAME] ike rekey CONNECTION [--ike] [--control PATH]\n"
+       "The first Child SA not already being rekeyed, with CREATE_CHILD_SA (RFC 7296 2.8).\n",
+       {{"control", true}, {"ike", false}}, 1, cmd_ike},
+      {"ike child", "cygnet-ike: one more Child SA on a connection's IKE SA",
+       "usage: cygnetctl [--instance NAME] ike child CONNECTION [--control PATH]\n", {{"control", true}}, 1,
        cmd_ike},
       {"ike load", "cygnet-ike: read its configuration and secrets again",
        "usage: cygnetctl [--instance NAME] ike load [--control PATH]\n"

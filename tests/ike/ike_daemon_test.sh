@@ -112,9 +112,32 @@ st=$(c b ike stats)
 if echo "$st" | grep -q '^ike_established 1$' && echo "$st" | grep -q '^child_installed 1$'; then ok "ike stats"
 else bad "ike stats: $st"; fi
 if c a ike liveness peer >/dev/null; then ok "liveness check sent"; else bad "liveness check"; fi
+# By hand: a Child SA rekey, an IKE SA rekey, one more Child SA.
+spi_ike=$(c a ike list --json 2>/dev/null | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["spi_i"])')
+c a ike rekey peer >/dev/null
+for _ in $(seq 50); do [ "$(grep -c 'child-sa install' "$dir/b.out")" -ge 2 ] && [ "$(grep -c 'child-sa remove' "$dir/b.out")" -ge 1 ] && break; sleep 0.1; done
+if [ "$(grep -c 'child-sa install' "$dir/a.out")" = 2 ] && [ "$(grep -c 'child-sa remove' "$dir/a.out")" = 1 ] &&
+   [ "$(grep -c 'child-sa install' "$dir/b.out")" = 2 ] && [ "$(grep -c 'child-sa remove' "$dir/b.out")" = 1 ]; then
+  ok "ike rekey: a new Child SA on both sides, the old one removed"
+else bad "ike rekey"; fi
+c a ike rekey peer --ike >/dev/null
+for _ in $(seq 50); do
+  now_ike=$(c a ike list --json 2>/dev/null | /usr/bin/python3 -c 'import json,sys; v=json.load(sys.stdin); print(v[0]["spi_i"] if len(v)==1 else "")')
+  [ -n "$now_ike" ] && [ "$now_ike" != "$spi_ike" ] && break; sleep 0.1
+done
+if [ -n "$now_ike" ] && [ "$now_ike" != "$spi_ike" ] && wait_for b "peer: established"; then
+  ok "ike rekey --ike: a new IKE SA ($spi_ike -> $now_ike)"
+else bad "ike rekey --ike ($spi_ike -> ${now_ike:-none})"; fi
+c a ike child peer >/dev/null
+for _ in $(seq 50); do [ "$(grep -c 'child-sa install' "$dir/b.out")" -ge 3 ] && break; sleep 0.1; done
+nch=$(c a ike list --json | /usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin)[0]["children"]))')
+if [ "$(grep -c 'child-sa install' "$dir/b.out")" = 3 ] && [ "$nch" = 2 ]; then ok "ike child: a second Child SA"
+else bad "ike child: $nch Child SAs"; fi
+if c a ike rekey nope 2>/dev/null; then bad "rekey of an unknown connection refused"; else ok "rekey of an unknown connection refused"; fi
 c a ike terminate peer >/dev/null
-for _ in $(seq 50); do grep -q 'child-sa remove' "$dir/b.out" && break; sleep 0.1; done
-if grep -q 'child-sa remove' "$dir/b.out" && [ -z "$(c b ike list)" ]; then ok "terminate: the peer removed its side"
+# Three Child SAs were installed on B, one removed by the rekey: two to go.
+for _ in $(seq 50); do [ "$(grep -c 'child-sa remove' "$dir/b.out")" = 3 ] && break; sleep 0.1; done
+if [ "$(grep -c 'child-sa remove' "$dir/b.out")" = 3 ] && [ -z "$(c b ike list)" ]; then ok "terminate: the peer removed its side"
 else bad "terminate: the peer removed its side"; fi
 if c a ike initiate nope 2>/dev/null; then bad "unknown connection refused"; else ok "unknown connection refused"; fi
 kill -TERM "$pid_a" "$pid_b"

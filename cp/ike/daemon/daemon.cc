@@ -347,6 +347,9 @@ std::string control_answer(Control& ctl, std::string_view line, std::uint64_t no
   if (cmd == "initiate") return result(e.initiate(arg, now), "initiating " + arg);
   if (cmd == "terminate") return result(e.terminate(arg, now), "terminating " + arg);
   if (cmd == "liveness") return result(e.check_liveness(arg, now), "liveness check sent on " + arg);
+  if (cmd == "rekey") return result(e.rekey(arg, false, now), "rekeying a Child SA of " + arg);
+  if (cmd == "rekey-ike") return result(e.rekey(arg, true, now), "rekeying the IKE SA of " + arg);
+  if (cmd == "child") return result(e.create_child(arg, now), "asking for one more Child SA on " + arg);
   if (cmd == "load") {
     if (!ctl.load) return "error: this daemon cannot reload its configuration\n";
     auto c = ctl.load();
@@ -430,7 +433,7 @@ std::string control_answer(Control& ctl, std::string_view line, std::uint64_t no
     }
     return o.str();
   }
-  return "error: unknown command '" + cmd + "' (initiate, terminate, liveness, list [json], stats, load)\n";
+  return "error: unknown command '" + cmd + "' (initiate, terminate, liveness, rekey, rekey-ike, child, list [json], stats, load)\n";
 }
 
 int run_daemon(const DaemonOptions& opt, std::atomic<bool>* stop) {

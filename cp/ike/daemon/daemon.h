@@ -32,7 +32,8 @@ struct Control {
 };
 
 // The control protocol: one line in ("initiate NAME", "terminate NAME",
-// "liveness NAME", "list", "list json", "stats", "load"), the answer out:
+// "liveness NAME", "rekey NAME", "rekey-ike NAME", "child NAME", "list",
+// "list json", "stats", "load"), the answer out:
 // "ok" or "error: ..." first, then the text; the server closes the
 // connection.
 std::string control_answer(Control& ctl, std::string_view line, std::uint64_t now_ms);
