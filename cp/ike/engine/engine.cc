@@ -1776,18 +1776,9 @@ void Engine::delete_ike_sa(IkeSa& sa, std::uint64_t now_ms) {
     kill(sa, "terminated");
     return;
   }
-  DeletePayload d;
-  d.protocol = Protocol::ike;
-  d.spi_size = 0;
-  const Payload p = d;
-  auto out = seal(sa, ExchangeType::informational, false, sa.next_mid, std::span<const Payload>(&p, 1));
-  if (!out) {
-    kill(sa, out.error().message);
-    return;
-  }
-  sa.state = IkeState::deleting;
-  remove_children(sa);  // stop using the keys now; the peer removes its side on our Delete
-  send_request(sa, std::move(*out), now_ms);
+  // The Child SAs go now (we stop using the keys); the peer removes its
+  // side on our Delete.
+  if (auto r = send_delete(sa, now_ms); !r) kill(sa, r.error().message);
 }
 
 Result<void> Engine::terminate(std::string_view name, std::uint64_t now_ms) {
