@@ -618,6 +618,16 @@ void Engine::on_init_response(IkeSa& sa, std::span<const std::uint8_t> msg, cons
   send_request(sa, std::move(*out), now_ms);
 }
 
+void Engine::established(IkeSa& sa, const Identity& peer, std::uint64_t now_ms) {
+  sa.state = IkeState::established;
+  sa.was_established = true;
+  sa.last_rx_ms = now_ms;
+  sa.peer_id = peer;
+  set_ike_timers(sa, now_ms);
+  ++stats_.ike_established;
+  log(sa.conn->name + ": IKE SA established with " + sa.remote.to_string() + " (" + to_string(*sa.suite) + ")");
+}
+
 void Engine::on_auth_response(IkeSa& sa, const Message& m, std::uint64_t now_ms) {
   sa.pending.reset();
   if (const NotifyPayload* f = find_notify(m, NotifyType::authentication_failed)) {
@@ -646,13 +656,7 @@ void Engine::on_auth_response(IkeSa& sa, const Message& m, std::uint64_t now_ms)
     kill(sa, "the responder's AUTH does not verify (AUTHENTICATION_FAILED)");
     return;
   }
-  sa.state = IkeState::established;
-  sa.was_established = true;
-  sa.last_rx_ms = now_ms;
-  sa.peer_id = peer;
-  set_ike_timers(sa, now_ms);
-  ++stats_.ike_established;
-  log(sa.conn->name + ": IKE SA established with " + sa.remote.to_string() + " (" + to_string(*sa.suite) + ")");
+  established(sa, peer, now_ms);
 
   if (const NotifyPayload* e = find_error_notify(m)) {
     if (e->type == NotifyType::ts_unacceptable) ++stats_.ts_unacceptable;
@@ -863,14 +867,8 @@ void Engine::on_auth_request(IkeSa& sa, const Message& m, std::uint64_t now_ms) 
     refuse_auth("AUTH of " + peer.to_string() + " does not verify");
     return;
   }
-  sa.state = IkeState::established;
-  sa.was_established = true;
-  sa.last_rx_ms = now_ms;
-  sa.peer_id = peer;
-  set_ike_timers(sa, now_ms);
   --half_open_;
-  ++stats_.ike_established;
-  log(conn->name + ": IKE SA established with " + sa.remote.to_string() + " (" + to_string(*sa.suite) + ")");
+  established(sa, peer, now_ms);
   if (find_notify(m, NotifyType::initial_contact) != nullptr) {
     // The peer has no other IKE SA with us (it restarted): ours with the
     // same authenticated identity are stale. No Delete: it has no keys for them.

@@ -220,6 +220,7 @@ class Engine {
   void on_rekey_ike_response(IkeSa& sa, Creating& c, const Message& m, std::uint64_t now_ms);
   void kill(IkeSa& sa, std::string_view why);
   void delete_ike_sa(IkeSa& sa, std::uint64_t now_ms);
+  void established(IkeSa& sa, const Identity& peer, std::uint64_t now_ms);  // IKE_AUTH done, either role
   Result<void> send_liveness(IkeSa& sa, std::uint64_t now_ms);
   void dpd(IkeSa& sa, std::uint64_t now_ms);  // a liveness check after dpd_s without word from the peer  // Delete out if established, else gone now
   Result<void> start_one(const Connection& c, std::uint64_t now_ms);
