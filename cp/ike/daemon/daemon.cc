@@ -80,6 +80,13 @@ class LogBackend : public Backend {
   bool keys_;
 };
 
+// Installs nothing and says nothing (benchmarks: bench/ike/compare.sh).
+class NullBackend : public Backend {
+ public:
+  Result<void> install_child(const ChildSaSpec&) override { return {}; }
+  Result<void> remove_child(const ChildSaSpec&) override { return {}; }
+};
+
 struct Sock {
   int fd = -1;
   Family family = Family::ipv4;
@@ -373,6 +380,8 @@ int run_daemon(const DaemonOptions& opt, std::atomic<bool>* stop) {
   ShmBackend* shm = nullptr;
   if (opt.backend == "log") {
     backend = std::make_unique<LogBackend>(opt.log_keys);
+  } else if (opt.backend == "null") {
+    backend = std::make_unique<NullBackend>();
   } else if (opt.backend == "shm") {
     auto b = ShmBackend::attach(cfg->dataplane_instance);
     if (!b) {
@@ -382,7 +391,7 @@ int run_daemon(const DaemonOptions& opt, std::atomic<bool>* stop) {
     shm = b->get();
     backend = std::move(*b);
   } else {
-    say("unknown backend '" + opt.backend + "' (shm, log)");
+    say("unknown backend '" + opt.backend + "' (shm, log, null)");
     return 2;
   }
   bool v6 = false;
@@ -412,7 +421,9 @@ int run_daemon(const DaemonOptions& opt, std::atomic<bool>* stop) {
   for (const Connection& c : cfg->connections) {
     if (c.start == StartAction::start) start.push_back(c.name);
   }
-  Engine engine(std::move(*cfg), *backend, udp, [&](std::string_view s) { say(std::string(s)); });
+  Engine::Log log;
+  if (!opt.quiet) log = [](std::string_view s) { say(std::string(s)); };
+  Engine engine(std::move(*cfg), *backend, udp, std::move(log));
   say("ready: " + std::to_string(engine.config().connections.size()) + " connections, control " + control +
       ", backend " + opt.backend);
   for (const std::string& n : start) {
