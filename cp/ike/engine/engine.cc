@@ -8,6 +8,7 @@
 
 #include "cp/ike/crypto/auth.h"
 #include "cp/ike/crypto/nat.h"
+#include "cp/ike/engine/identity.h"
 
 namespace cygnet::ike {
 
@@ -253,30 +254,10 @@ Result<Bytes> Engine::seal(IkeSa& sa, ExchangeType ex, bool response, std::uint3
   return seal_sk(h, inner, *sa.ciphers.out);
 }
 
-Bytes Engine::id_body(const IdPayload& id) const {
-  // RestOfInitIDPayload (2.15): ID Type, three reserved octets, the data.
-  // (Byte by byte: GCC 12 warns falsely on vector::insert here.)
-  Bytes b;
-  b.reserve(4 + id.data.size());
-  b.push_back(static_cast<std::uint8_t>(id.type));
-  for (int i = 0; i < 3; ++i) b.push_back(0);
-  for (std::uint8_t x : id.data) b.push_back(x);
-  return b;
-}
+Bytes Engine::id_body(const IdPayload& id) const { return id.body(); }
 
 IdPayload Engine::our_id(const IkeSa& sa, bool responder) const {
-  const Identity& id = sa.conn->local_id;
-  switch (id.type) {
-    case Identity::Type::fqdn: return IdPayload::text(IdType::fqdn, id.value, responder);
-    case Identity::Type::rfc822: return IdPayload::text(IdType::rfc822_addr, id.value, responder);
-    case Identity::Type::ipv4:
-    case Identity::Type::ipv6:
-      if (auto a = IpAddress::parse(id.value)) return IdPayload::address(*a, responder);
-      break;
-    case Identity::Type::any:
-      break;
-  }
-  return IdPayload::address(sa.local.addr, responder);
+  return id_payload_of(sa.conn->local_id, sa.local.addr, responder);
 }
 
 const SecretBytes* Engine::psk_for(const Connection& c) const {
