@@ -883,15 +883,16 @@ void Engine::kill(IkeSa& sa, std::string_view why) {
   remove_children(sa);
   if (sa.state == IkeState::init_done) --half_open_;
   sa.state = IkeState::dead;
+  dead_.push_back(sa.our_spi());
   sa.pending.reset();
 }
 
+// Erases the IKE SAs kill() marked, without walking the table (it runs
+// after every datagram).
 void Engine::reap() {
-  for (auto it = sas_.begin(); it != sas_.end();) {
-    if (it->second->state != IkeState::dead) {
-      ++it;
-      continue;
-    }
+  for (const std::uint64_t spi : dead_) {
+    auto it = sas_.find(spi);
+    if (it == sas_.end() || it->second->state != IkeState::dead) continue;
     if (!it->second->initiator) {
       auto [a, b] = by_spi_i_.equal_range(it->second->spi_i);
       for (auto j = a; j != b; ++j) {
@@ -901,8 +902,9 @@ void Engine::reap() {
         }
       }
     }
-    it = sas_.erase(it);
+    sas_.erase(it);
   }
+  dead_.clear();
 }
 
 // ---------------------------------------------------------------- INFORMATIONAL

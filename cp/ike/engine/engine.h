@@ -165,6 +165,7 @@ class Engine {
   std::map<std::uint64_t, std::unique_ptr<IkeSa>> sas_;  // by our SPI
   std::multimap<std::uint64_t, std::uint64_t> by_spi_i_;  // responder: SPIi -> our SPI
   std::size_t half_open_ = 0;
+  std::vector<std::uint64_t> dead_;  // our SPIs of the IKE SAs kill() marked; reap() erases just these
   std::uint32_t next_reqid_ = 0;
   EngineStats stats_;
 };
