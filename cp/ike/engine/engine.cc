@@ -192,12 +192,7 @@ std::uint32_t Engine::alloc_esp_spi() {
   for (;;) {
     std::uint32_t v = static_cast<std::uint32_t>(random_u64());
     if (v < 256) continue;  // 1..255 are reserved (RFC 4303 2.1)
-    bool used = false;
-    for (const auto& [k, sa] : sas_) {
-      for (const auto& c : sa->children) used |= c.info.spi_in == v;
-      used |= sa->child_spi_in == v;
-    }
-    if (!used) return v;
+    if (esp_spis_.insert(v).second) return v;  // unique among ours
   }
 }
 
@@ -764,6 +759,7 @@ void Engine::on_auth_request(IkeSa& sa, const Message& m, std::uint64_t now_ms) 
       const Mode mode = want_transport && conn->mode == Mode::transport ? Mode::transport : Mode::tunnel;
       const std::uint32_t spi_in = alloc_esp_spi();
       if (auto r = install_child(sa, *choice, spi_in, mode, ts_r, ts_i, now_ms); !r) {
+        esp_spis_.erase(spi_in);
         child_error(NotifyType::temporary_failure, "the dataplane refused it: " + r.error().message);
       } else {
         if (mode == Mode::transport) out.push_back(NotifyPayload::make(NotifyType::use_transport_mode));
@@ -873,6 +869,7 @@ void Engine::remove_children(IkeSa& sa) {
   for (auto& c : sa.children) {
     if (auto r = backend_.remove_child(c.spec); !r) log("removing a Child SA: " + r.error().message);
     ++stats_.child_removed;
+    esp_spis_.erase(c.info.spi_in);
   }
   sa.children.clear();
 }
@@ -881,6 +878,7 @@ void Engine::kill(IkeSa& sa, std::string_view why) {
   if (sa.state == IkeState::dead) return;
   log((sa.conn ? sa.conn->name : std::string("IKE SA")) + " with " + sa.remote.to_string() + ": " + std::string(why));
   remove_children(sa);
+  if (sa.child_spi_in != 0) esp_spis_.erase(sa.child_spi_in);  // initiator: also if never installed
   if (sa.state == IkeState::init_done) --half_open_;
   sa.state = IkeState::dead;
   dead_.push_back(sa.our_spi());
@@ -976,6 +974,7 @@ void Engine::on_informational_request(IkeSa& sa, const Message& m) {
                                     static_cast<std::uint8_t>(in >> 8), static_cast<std::uint8_t>(in)});
           if (auto r = backend_.remove_child(it->spec); !r) log("removing a Child SA: " + r.error().message);
           ++stats_.child_removed;
+          esp_spis_.erase(in);
           sa.children.erase(it);
           break;
         }
