@@ -432,7 +432,7 @@ int run_daemon(const DaemonOptions& opt, std::atomic<bool>* stop) {
   std::vector<pollfd> fds;
   for (const Sock& s : udp.sockets()) fds.push_back(pollfd{s.fd, POLLIN, 0});
   fds.push_back(pollfd{*lfd, POLLIN, 0});
-  std::uint64_t last_resync = 0;
+  std::uint64_t last_resync = 0, last_tick = 0;
   while (!stop->load()) {
     for (auto& p : fds) p.revents = 0;
     const int n = ::poll(fds.data(), fds.size(), 100);
@@ -442,7 +442,12 @@ int run_daemon(const DaemonOptions& opt, std::atomic<bool>* stop) {
     }
     if (fds.back().revents & POLLIN) serve_control(*lfd, engine);
     const std::uint64_t now = now_ms();
-    engine.tick(now);
+    // tick() walks every IKE SA: every 50 ms, not after every datagram
+    // (retransmissions are due in steps of retransmit_base_ms >= 50 ms).
+    if (now - last_tick >= 50) {
+      last_tick = now;
+      engine.tick(now);
+    }
     if (shm != nullptr && now - last_resync >= 1000) {
       last_resync = now;
       auto r = shm->resync();
