@@ -108,7 +108,10 @@
 # SS_LOG_KEYS=1 (ike = 4, chd = 4: charon logs the IKE and ESP keys, for
 # tshark/scapy; test beds only), or SS_LOG_IKE (2), SS_LOG_CHD (1),
 # SS_LOG_DEFAULT (1), SS_LOG_KNL (1), SS_LOG_NET (1), SS_LOG_ESP (1),
-# SS_LOG_CFG (1); SS_RETRANSMIT_TRIES (3), SS_RETRANSMIT_TIMEOUT (1.0).
+# SS_LOG_CFG (1) (-1: silent); SS_RETRANSMIT_TRIES (3), SS_RETRANSMIT_TIMEOUT (1.0);
+# SS_PLUGINS (the `load` list; keep kernel-libipsec before kernel-netlink),
+# SS_CHARON_EXTRA (lines added to the charon { } section, e.g.
+# "threads = 4").
 #
 # Only what this file made is ever touched: namespaces it created (listed
 # in the state file), processes by the PID (and start time) recorded when
@@ -259,12 +262,13 @@ charon {
 	# (XFRM) fails on a kernel without ESP ("Function not implemented").
 	# kernel-netlink then only does addresses and routes.
 	load_modular = no
-	load = random nonce openssl aes sha1 sha2 hmac gcm chapoly curve25519 gmp kdf kernel-libipsec kernel-netlink socket-default vici
+	load = ${SS_PLUGINS:-random nonce openssl aes sha1 sha2 hmac gcm chapoly curve25519 gmp kdf kernel-libipsec kernel-netlink socket-default vici}
 	port = 500
 	port_nat_t = 4500
 	retransmit_tries = ${SS_RETRANSMIT_TRIES:-3}
 	retransmit_timeout = ${SS_RETRANSMIT_TIMEOUT:-1.0}
 	install_virtual_ip = no
+${SS_CHARON_EXTRA:-}
 	plugins {
 		vici {
 			socket = unix://$dir/charon.vici

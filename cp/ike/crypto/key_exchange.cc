@@ -328,7 +328,15 @@ Result<KeyExchange> KeyExchange::create(KeGroup group) {
     if (!v) return v.error();
     pub = std::move(*v);
   } else if (group == KeGroup::curve25519) {
-    impl->key.reset(EVP_PKEY_Q_keygen(nullptr, nullptr, "X25519"));
+    // One key generation context per thread (it holds no key): not a
+    // fetch by name for every key pair.
+    thread_local Ossl<EVP_PKEY_CTX> gen = [] {
+      Ossl<EVP_PKEY_CTX> c(EVP_PKEY_CTX_new_from_name(nullptr, "X25519", nullptr));
+      if (c && EVP_PKEY_keygen_init(c.get()) != 1) c.reset();
+      return c;
+    }();
+    EVP_PKEY* raw = nullptr;
+    if (gen && EVP_PKEY_generate(gen.get(), &raw) == 1) impl->key.reset(raw);
     if (!impl->key) return ossl_error(gname(group) + ": key generation failed");
     pub.resize(32);
     std::size_t len = pub.size();

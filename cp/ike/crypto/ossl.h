@@ -16,6 +16,7 @@ struct OsslFree {
   void operator()(EVP_MAC* p) const noexcept { EVP_MAC_free(p); }
   void operator()(EVP_MAC_CTX* p) const noexcept { EVP_MAC_CTX_free(p); }
   void operator()(EVP_MD_CTX* p) const noexcept { EVP_MD_CTX_free(p); }
+  void operator()(EVP_MD* p) const noexcept { EVP_MD_free(p); }
   void operator()(EVP_CIPHER* p) const noexcept { EVP_CIPHER_free(p); }
   void operator()(EVP_CIPHER_CTX* p) const noexcept { EVP_CIPHER_CTX_free(p); }
   // BIGNUMs here may hold private values: always cleared.

@@ -30,21 +30,41 @@ const char* digest_name(PrfId p) noexcept {
 // prf_output_len bytes).
 using PartList = std::span<const std::span<const std::uint8_t>>;
 
+// An HMAC context per PRF with its digest set and no key, made once per
+// thread: each computation duplicates it instead of fetching HMAC and the
+// digest by name again (each OpenSSL 3 fetch takes a lock and compares
+// names; bench/ike_bench BM_ResponderStep, docs/benchmarks.md). The template
+// never holds a key; the duplicate that does is freed (and cleared by
+// OpenSSL) after each computation.
+EVP_MAC_CTX* hmac_template(PrfId p) {
+  thread_local std::array<detail::Ossl<EVP_MAC_CTX>, kPrfs.size()> templates;
+  std::size_t i = 0;
+  while (i < kPrfs.size() && kPrfs[i] != p) ++i;
+  if (i == kPrfs.size()) return nullptr;
+  if (!templates[i]) {
+    detail::Ossl<EVP_MAC> mac(EVP_MAC_fetch(nullptr, "HMAC", nullptr));
+    if (!mac) return nullptr;
+    detail::Ossl<EVP_MAC_CTX> ctx(EVP_MAC_CTX_new(mac.get()));
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>(digest_name(p)), 0),
+        OSSL_PARAM_construct_end(),
+    };
+    if (!ctx || EVP_MAC_CTX_set_params(ctx.get(), params) != 1) return nullptr;
+    templates[i] = std::move(ctx);
+  }
+  return templates[i].get();
+}
+
 Result<void> hmac_parts(PrfId p, std::span<const std::uint8_t> key, PartList parts, std::uint8_t* out) {
-  const char* md = digest_name(p);
-  if (md == nullptr) return make_error("PRF " + std::to_string(static_cast<unsigned>(p)) + " is not supported");
-  detail::Ossl<EVP_MAC> mac(EVP_MAC_fetch(nullptr, "HMAC", nullptr));
-  if (!mac) return make_error("HMAC is not available in this OpenSSL");
-  detail::Ossl<EVP_MAC_CTX> ctx(EVP_MAC_CTX_new(mac.get()));
-  if (!ctx) return make_error("out of memory (EVP_MAC_CTX_new)");
-  OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>(md), 0),
-      OSSL_PARAM_construct_end(),
-  };
+  if (digest_name(p) == nullptr) return make_error("PRF " + std::to_string(static_cast<unsigned>(p)) + " is not supported");
+  EVP_MAC_CTX* tmpl = hmac_template(p);
+  if (tmpl == nullptr) return make_error("HMAC is not available in this OpenSSL");
+  detail::Ossl<EVP_MAC_CTX> ctx(EVP_MAC_CTX_dup(tmpl));
+  if (!ctx) return make_error("out of memory (EVP_MAC_CTX_dup)");
   // HMAC with an empty key is legal (RFC 2104); OpenSSL wants a non-null pointer.
   static const std::uint8_t kEmpty[1] = {0};
   const std::uint8_t* k = key.empty() ? kEmpty : key.data();
-  if (EVP_MAC_init(ctx.get(), k, key.size(), params) != 1) return make_error("HMAC init failed");
+  if (EVP_MAC_init(ctx.get(), k, key.size(), nullptr) != 1) return make_error("HMAC init failed");
   for (const auto& part : parts) {
     if (part.empty()) continue;
     if (EVP_MAC_update(ctx.get(), part.data(), part.size()) != 1) return make_error("HMAC update failed");

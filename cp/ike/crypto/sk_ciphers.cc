@@ -10,6 +10,7 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <utility>
 
 #include "cp/ike/crypto/ossl.h"
 #include "shared/secret.h"
@@ -25,6 +26,22 @@ constexpr std::size_t kAeadIcvLen = 16;
 constexpr std::size_t kAeadNonceLen = kAeadSaltLen + kAeadIvLen;
 constexpr std::size_t kCbcBlock = 16;
 
+// A cipher fetched once per thread and name (the fetch by name takes a lock
+// and compares names); each caller gets its own reference.
+EVP_CIPHER* fetch_cipher(const char* name) {
+  thread_local std::array<std::pair<const char*, Ossl<EVP_CIPHER>>, 8> cache{};
+  for (auto& [n, c] : cache) {
+    if (n != nullptr && std::strcmp(n, name) == 0) return EVP_CIPHER_up_ref(c.get()) == 1 ? c.get() : nullptr;
+    if (n == nullptr) {
+      c.reset(EVP_CIPHER_fetch(nullptr, name, nullptr));
+      if (!c) return nullptr;
+      n = name;
+      return EVP_CIPHER_up_ref(c.get()) == 1 ? c.get() : nullptr;
+    }
+  }
+  return EVP_CIPHER_fetch(nullptr, name, nullptr);  // more names than slots: fetch each time
+}
+
 bool checked_len(std::size_t n) noexcept { return n <= static_cast<std::size_t>(std::numeric_limits<int>::max()); }
 
 // AES-GCM-16 and ChaCha20-Poly1305: nonce = salt | IV (RFC 5282 section 4,
@@ -36,7 +53,7 @@ class AeadCipher final : public SkCipher {
                        : key_bits == 128              ? "AES-128-GCM"
                                                       : "AES-256-GCM";
     auto c = std::unique_ptr<AeadCipher>(new AeadCipher());
-    c->cipher_.reset(EVP_CIPHER_fetch(nullptr, name, nullptr));
+    c->cipher_.reset(fetch_cipher(name));
     c->enc_.reset(EVP_CIPHER_CTX_new());
     c->dec_.reset(EVP_CIPHER_CTX_new());
     if (!c->cipher_ || !c->enc_ || !c->dec_) {
@@ -150,7 +167,7 @@ class CbcHmacCipher final : public SkCipher {
     const char* md = integ == IntegId::hmac_sha2_256_128   ? "SHA2-256"
                      : integ == IntegId::hmac_sha2_384_192 ? "SHA2-384"
                                                            : "SHA2-512";
-    c->cipher_.reset(EVP_CIPHER_fetch(nullptr, key_bits == 128 ? "AES-128-CBC" : "AES-256-CBC", nullptr));
+    c->cipher_.reset(fetch_cipher(key_bits == 128 ? "AES-128-CBC" : "AES-256-CBC"));
     c->enc_.reset(EVP_CIPHER_CTX_new());
     c->dec_.reset(EVP_CIPHER_CTX_new());
     Ossl<EVP_MAC> mac(EVP_MAC_fetch(nullptr, "HMAC", nullptr));

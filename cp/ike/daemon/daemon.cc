@@ -98,6 +98,13 @@ class LogBackend : public Backend {
   bool keys_;
 };
 
+// Installs nothing and says nothing (benchmarks: bench/ike/compare.sh).
+class NullBackend : public Backend {
+ public:
+  Result<void> install_child(const ChildSaSpec&) override { return {}; }
+  Result<void> remove_child(const ChildSaSpec&) override { return {}; }
+};
+
 struct Sock {
   int fd = -1;
   Family family = Family::ipv4;
@@ -451,6 +458,8 @@ int run_daemon(const DaemonOptions& opt, std::atomic<bool>* stop) {
   ShmBackend* shm = nullptr;
   if (opt.backend == "log") {
     backend = std::make_unique<LogBackend>(opt.log_keys);
+  } else if (opt.backend == "null") {
+    backend = std::make_unique<NullBackend>();
   } else if (opt.backend == "shm") {
     ShmBackend::Options so;
     so.state_path = opt.state_path.empty() ? "/run/cygnet/ike-" + cfg->dataplane_instance + ".state" : opt.state_path;
@@ -472,7 +481,7 @@ int run_daemon(const DaemonOptions& opt, std::atomic<bool>* stop) {
       say("removed " + std::to_string(*left) + " SAs and policies an earlier cygnet-ike left in cygnet-dp");
     }
   } else {
-    say("unknown backend '" + opt.backend + "' (shm, log)");
+    say("unknown backend '" + opt.backend + "' (shm, log, null)");
     return 2;
   }
   bool v6 = false;
@@ -498,7 +507,9 @@ int run_daemon(const DaemonOptions& opt, std::atomic<bool>* stop) {
     say(lfd.error().message);
     return 1;
   }
-  Engine engine(std::move(*cfg), *backend, udp, [&](std::string_view s) { say(std::string(s)); });
+  Engine::Log log;
+  if (!opt.quiet) log = [](std::string_view s) { say(std::string(s)); };
+  Engine engine(std::move(*cfg), *backend, udp, std::move(log));
   say("ready: " + std::to_string(engine.config().connections.size()) + " connections, control " + control +
       ", backend " + opt.backend);
   (void)engine.start(now_ms());  // each problem is logged
@@ -514,7 +525,7 @@ int run_daemon(const DaemonOptions& opt, std::atomic<bool>* stop) {
   std::vector<pollfd> fds;
   for (const Sock& s : udp.sockets()) fds.push_back(pollfd{s.fd, POLLIN, 0});
   fds.push_back(pollfd{*lfd, POLLIN, 0});
-  std::uint64_t last_resync = 0;
+  std::uint64_t last_resync = 0, last_tick = 0;
   while (!stop->load()) {
     for (auto& p : fds) p.revents = 0;
     const int n = ::poll(fds.data(), fds.size(), 100);
@@ -529,7 +540,12 @@ int run_daemon(const DaemonOptions& opt, std::atomic<bool>* stop) {
       for (const ShmBackend::Expiry& x : shm->take_expiries()) on_expiry(engine, x, now);
       for (const std::string& w : shm->take_warnings()) say("warning: " + w);
     }
-    engine.tick(now);
+    // tick() walks every IKE SA: every 50 ms, not after every datagram
+    // (retransmissions are due in steps of retransmit_base_ms >= 50 ms).
+    if (now - last_tick >= 50) {
+      last_tick = now;
+      engine.tick(now);
+    }
     if (shm != nullptr && now - last_resync >= 1000) {
       last_resync = now;
       auto r = shm->resync();

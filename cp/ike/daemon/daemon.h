@@ -16,11 +16,12 @@ namespace cygnet::ike {
 struct DaemonOptions {
   std::string config_path;
   std::string secrets_path;  // overrides the config's ike.secrets
-  std::string backend = "shm";  // shm (cygnet-dp) | log (print Child SAs, install nothing)
+  std::string backend = "shm";  // shm (cygnet-dp) | log (print Child SAs, install nothing) | null (install nothing, silently)
   std::string control_path;     // default /run/cygnet/ike-<instance>.sock
   std::string state_path;       // default /run/cygnet/ike-<instance>.state (shm backend; docs/ike.md "Restarts")
   bool log_keys = false;        // debug: print negotiated keys (never by default)
   bool verbose = false;
+  bool quiet = false;           // drop the engine's log lines (several per IKE SA): benchmarks
 };
 
 // What the control socket acts on.

@@ -1,7 +1,7 @@
 // cygnet-ike: the IKEv2 daemon (docs/ike.md).
 //
-//   cygnet-ike -c conf/ike-net-to-net.conf [--secrets FILE] [--backend shm|log]
-//              [--control PATH] [--state FILE] [--log-keys] [--check]
+//   cygnet-ike -c conf/ike-net-to-net.conf [--secrets FILE] [--backend shm|log|null]
+//              [--control PATH] [--state FILE] [--log-keys] [--quiet] [--check]
 #include <csignal>
 #include <cstring>
 #include <iostream>
@@ -16,16 +16,18 @@ std::atomic<bool> g_stop{false};
 void on_signal(int) { g_stop.store(true); }
 
 int usage(std::ostream& o, int rc) {
-  o << "usage: cygnet-ike -c CONFIG [--secrets FILE] [--backend shm|log] [--control PATH] [--state FILE]\n"
-       "                  [--log-keys] [--check]\n"
+  o << "usage: cygnet-ike -c CONFIG [--secrets FILE] [--backend shm|log|null] [--control PATH] [--state FILE]\n"
+       "                  [--log-keys] [--quiet] [--check]\n"
        "  -c CONFIG        connections and settings (docs/ike-config.md)\n"
        "  --secrets FILE   the PSK file (mode 0600), instead of the config's ike.secrets\n"
        "  --backend shm    install Child SAs into cygnet-dp over shared memory (default)\n"
        "  --backend log    install nothing; print each Child SA (tests, dry runs)\n"
+       "  --backend null   install nothing, print nothing (benchmarks)\n"
        "  --control PATH   the control socket for cygnetctl (default /run/cygnet/ike-INSTANCE.sock)\n"
        "  --state FILE     what it installed into cygnet-dp, to remove after a crash\n"
        "                   (default /run/cygnet/ike-INSTANCE.state)\n"
        "  --log-keys       DEBUG ONLY: print negotiated ESP keys with --backend log\n"
+       "  --quiet          no per-IKE-SA log lines (benchmarks; counters: cygnetctl ike stats)\n"
        "  --check          load and check the config, then exit\n";
   return rc;
 }
@@ -49,6 +51,10 @@ int main(int argc, char** argv) {
     if (a == "--state" && value(opt.state_path)) continue;
     if (a == "--log-keys") {
       opt.log_keys = true;
+      continue;
+    }
+    if (a == "--quiet") {
+      opt.quiet = true;
       continue;
     }
     if (a == "--check") {

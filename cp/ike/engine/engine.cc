@@ -8,6 +8,7 @@
 
 #include "cp/ike/crypto/auth.h"
 #include "cp/ike/crypto/nat.h"
+#include "cp/ike/engine/identity.h"
 
 namespace cygnet::ike {
 
@@ -308,13 +309,7 @@ std::uint32_t Engine::alloc_esp_spi() {
   for (;;) {
     std::uint32_t v = static_cast<std::uint32_t>(random_u64());
     if (v < 256) continue;  // 1..255 are reserved (RFC 4303 2.1)
-    bool used = false;
-    for (const auto& [k, sa] : sas_) {
-      for (const auto& c : sa->children) used |= c.info.spi_in == v;
-      used |= sa->child_spi_in == v;
-      used |= sa->creating && sa->creating->spi_in == v;
-    }
-    if (!used) return v;
+    if (esp_spis_.insert(v).second) return v;  // unique among ours
   }
 }
 
@@ -371,30 +366,10 @@ Result<Bytes> Engine::seal(IkeSa& sa, ExchangeType ex, bool response, std::uint3
   return seal_sk(h, inner, *sa.ciphers.out);
 }
 
-Bytes Engine::id_body(const IdPayload& id) const {
-  // RestOfInitIDPayload (2.15): ID Type, three reserved octets, the data.
-  // (Byte by byte: GCC 12 warns falsely on vector::insert here.)
-  Bytes b;
-  b.reserve(4 + id.data.size());
-  b.push_back(static_cast<std::uint8_t>(id.type));
-  for (int i = 0; i < 3; ++i) b.push_back(0);
-  for (std::uint8_t x : id.data) b.push_back(x);
-  return b;
-}
+Bytes Engine::id_body(const IdPayload& id) const { return id.body(); }
 
 IdPayload Engine::our_id(const IkeSa& sa, bool responder) const {
-  const Identity& id = sa.conn->local_id;
-  switch (id.type) {
-    case Identity::Type::fqdn: return IdPayload::text(IdType::fqdn, id.value, responder);
-    case Identity::Type::rfc822: return IdPayload::text(IdType::rfc822_addr, id.value, responder);
-    case Identity::Type::ipv4:
-    case Identity::Type::ipv6:
-      if (auto a = IpAddress::parse(id.value)) return IdPayload::address(*a, responder);
-      break;
-    case Identity::Type::any:
-      break;
-  }
-  return IdPayload::address(sa.local.addr, responder);
+  return id_payload_of(sa.conn->local_id, sa.local.addr, responder);
 }
 
 const SecretBytes* Engine::psk_for(const Connection& c) const {
@@ -917,6 +892,7 @@ void Engine::on_auth_request(IkeSa& sa, const Message& m, std::uint64_t now_ms) 
       const std::uint32_t spi_in = alloc_esp_spi();
       if (auto r = install_child(sa, *choice, spi_in, mode, ts_r, ts_i, now_ms, ChildKeying{{}, sa.ni, sa.nr, false, {}});
           !r) {
+        esp_spis_.erase(spi_in);
         child_error(NotifyType::temporary_failure, "the dataplane refused it: " + r.error().message);
       } else {
         append_child_reply(out, mode, *choice, spi_in, ts_i, ts_r);
@@ -1036,6 +1012,7 @@ void Engine::remove_children(IkeSa& sa) {
   for (auto& c : sa.children) {
     if (auto r = backend_.remove_child(c.spec); !r) log("removing a Child SA: " + r.error().message);
     ++stats_.child_removed;
+    esp_spis_.erase(c.info.spi_in);
   }
   sa.children.clear();
 }
@@ -1044,17 +1021,19 @@ void Engine::kill(IkeSa& sa, std::string_view why) {
   if (sa.state == IkeState::dead) return;
   log((sa.conn ? sa.conn->name : std::string("IKE SA")) + " with " + sa.remote.to_string() + ": " + std::string(why));
   remove_children(sa);
+  if (sa.child_spi_in != 0) esp_spis_.erase(sa.child_spi_in);  // initiator: also if never installed
   if (sa.state == IkeState::init_done) --half_open_;
   sa.state = IkeState::dead;
+  dead_.push_back(sa.our_spi());
   sa.pending.reset();
 }
 
+// Erases the IKE SAs kill() marked, without walking the table (it runs
+// after every datagram).
 void Engine::reap() {
-  for (auto it = sas_.begin(); it != sas_.end();) {
-    if (it->second->state != IkeState::dead) {
-      ++it;
-      continue;
-    }
+  for (const std::uint64_t spi : dead_) {
+    auto it = sas_.find(spi);
+    if (it == sas_.end() || it->second->state != IkeState::dead) continue;
     if (!it->second->initiator) {
       auto [a, b] = by_spi_i_.equal_range(it->second->spi_i);
       for (auto j = a; j != b; ++j) {
@@ -1064,8 +1043,9 @@ void Engine::reap() {
         }
       }
     }
-    it = sas_.erase(it);
+    sas_.erase(it);
   }
+  dead_.clear();
 }
 
 void Engine::remove_child_sa(IkeSa& sa, std::uint32_t spi_in) {
@@ -1088,6 +1068,7 @@ void Engine::remove_child_sa(IkeSa& sa, std::uint32_t spi_in) {
   }
   if (auto r = backend_.remove_child(it->spec); !r) log("removing a Child SA: " + r.error().message);
   ++stats_.child_removed;
+  esp_spis_.erase(spi_in);
   sa.children.erase(it);
 }
 
@@ -1272,6 +1253,7 @@ Result<void> Engine::start_ike_rekey(IkeSa& sa, std::uint64_t now_ms, std::optio
 void Engine::move_children(IkeSa& from, IkeSa& to) {
   for (auto& c : from.children) to.children.push_back(std::move(c));
   from.children.clear();
+  from.child_spi_in = 0;  // moved with its Child SA: kill(from) must not release it
   for (std::uint32_t s : from.delete_queue) to.delete_queue.push_back(s);
   for (std::uint32_t s : from.deleting) to.delete_queue.push_back(s);  // the old SA's Delete is lost with it
   from.delete_queue.clear();
@@ -1561,6 +1543,7 @@ void Engine::on_create_child_response(IkeSa& sa, const Message& m, std::uint64_t
   };
   if (const NotifyPayload* e = find_error_notify(m)) {
     const bool ike = c.kind == Creating::Kind::rekey_ike;
+    if (!ike) esp_spis_.erase(c.spi_in);  // never installed (a retry takes a new one)
     if (e->type == NotifyType::invalid_ke_payload && e->data.size() == 2 && c.ke_retries == 0) {
       const std::uint16_t g = static_cast<std::uint16_t>(e->data[0] << 8 | e->data[1]);
       bool offered = false;

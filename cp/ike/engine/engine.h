@@ -23,6 +23,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "cp/ike/crypto/cookie.h"
@@ -239,6 +240,10 @@ class Engine {
   std::map<std::uint64_t, std::unique_ptr<IkeSa>> sas_;  // by our SPI
   std::multimap<std::uint64_t, std::uint64_t> by_spi_i_;  // responder: SPIi -> our SPI
   std::size_t half_open_ = 0;
+  // Our inbound ESP SPIs handed out by alloc_esp_spi(), dropped when their
+  // Child SA or IKE SA goes (one left behind is never handed out again).
+  std::unordered_set<std::uint32_t> esp_spis_;
+  std::vector<std::uint64_t> dead_;  // our SPIs of the IKE SAs kill() marked; reap() erases just these
   std::uint32_t next_reqid_ = 0;
   EngineStats stats_;
   std::map<std::string, TrapSpec, std::less<>> traps_;  // by connection

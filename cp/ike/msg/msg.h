@@ -192,6 +192,9 @@ struct IdPayload {  // 3.5
   static IdPayload text(IdType t, std::string_view s, bool responder = false);
   std::optional<IpAddress> ip() const;  // for ipv4_addr / ipv6_addr
   std::string_view as_text() const noexcept;  // the bytes, for fqdn / rfc822_addr
+  // RestOfInitIDPayload / RestOfRespIDPayload (2.15), what AUTH covers: the
+  // ID Type, three reserved octets, the data.
+  Bytes body() const;
   bool operator==(const IdPayload&) const = default;
 };
 

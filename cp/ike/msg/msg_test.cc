@@ -634,3 +634,15 @@ TEST(IkeMsgHelpers, FindAndLength) {
 
 }  // namespace
 }  // namespace cygnet::ike
+
+namespace cygnet::ike {
+namespace {
+
+// RestOfInitIDPayload (RFC 7296 2.15): ID Type, 3 reserved octets, the data.
+TEST(IkeMsgId, BodyIsWhatAuthCovers) {
+  EXPECT_EQ(IdPayload::text(IdType::fqdn, "gw.a").body(), (Bytes{2, 0, 0, 0, 'g', 'w', '.', 'a'}));
+  EXPECT_EQ(IdPayload::address(*IpAddress::parse("192.0.2.1"), true).body(), (Bytes{1, 0, 0, 0, 192, 0, 2, 1}));
+}
+
+}  // namespace
+}  // namespace cygnet::ike
