@@ -52,7 +52,7 @@ conf() {
   printf 'psks = ( { name = "ab"; secret = "%s"; } );\n' "$psk" > "$dir/$side-secrets.conf"
   chmod 600 "$dir/$side-secrets.conf"
   cat > "$dir/$side.conf" <<CONF
-ike = { secrets = "$side-secrets.conf"; dataplane_instance = "ike$id$side"; };
+ike = { secrets = "$side-secrets.conf"; dataplane_instance = "ike$id$side"; nat_keepalive = 1; };
 connections = ( {
   name = "peer"; local_addr = "$l"; remote_addrs = "$r";
   local_id = "fqdn:$li"; remote_id = "fqdn:$ri"; psk = "ab";
@@ -111,6 +111,11 @@ if grep -q 'key_' "$dir/a.out" "$dir/b.out"; then bad "keys printed without --lo
 st=$(c b ike stats)
 if echo "$st" | grep -q '^ike_established 1$' && echo "$st" | grep -q '^child_installed 1$'; then ok "ike stats"
 else bad "ike stats: $st"; fi
+sleep 1.2  # nat_keepalive = 1: with forced encapsulation each side plays the one behind a NAT
+ka=$(c a ike stats | sed -n 's/^keepalives_sent //p'); drb=$(c b ike stats | sed -n 's/^dropped //p')
+if [ "${ka:-0}" -ge 1 ] && [ "$drb" = 0 ] && wait_for b "peer: established"; then
+  ok "NAT keepalives sent ($ka), taken by the peer without a drop"
+else bad "NAT keepalives: sent ${ka:-none}, peer dropped ${drb:-?}"; fi
 if c a ike liveness peer >/dev/null; then ok "liveness check sent"; else bad "liveness check"; fi
 # By hand: a Child SA rekey, an IKE SA rekey, one more Child SA.
 spi_ike=$(c a ike list --json 2>/dev/null | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["spi_i"])')

@@ -793,7 +793,7 @@ Result<Connection> parse_connection(const Setting& c, Ctx& ctx) {
 Result<void> parse_globals(const Setting& g, IkeConfig& cfg, std::string& secrets) {
   if (!g.isGroup()) return err_at(g, "expected a group: ike = { secrets = \"...\"; ... };");
   if (auto r = check_known(g, {"cookie_threshold", "half_open_timeout", "retransmit_base_ms", "retransmit_tries",
-                               "reqid_base", "dataplane_instance", "secrets"});
+                               "reqid_base", "dataplane_instance", "secrets", "nat_keepalive"});
       !r) {
     return r.error();
   }
@@ -802,6 +802,7 @@ Result<void> parse_globals(const Setting& g, IkeConfig& cfg, std::string& secret
   if (auto r = get_uint(g, "retransmit_base_ms", 50, 60000, cfg.retransmit_base_ms, " ms"); !r) return r.error();
   if (auto r = get_uint(g, "retransmit_tries", 1, 20, cfg.retransmit_tries); !r) return r.error();
   if (auto r = get_uint(g, "reqid_base", 1, 0x7fffffff, cfg.reqid_base); !r) return r.error();
+  if (auto r = get_uint(g, "nat_keepalive", 0, 3600, cfg.nat_keepalive_s, " seconds (0: none)"); !r) return r.error();
   auto inst = get_string(g, "dataplane_instance", false, "an shm instance name of 1-32 letters, digits, _ or -",
                          cfg.dataplane_instance);
   if (!inst) return inst.error();

@@ -107,6 +107,9 @@ struct IkeConfig {
   std::uint32_t retransmit_base_ms = 1000;  // then doubled, up to retransmit_tries sends
   std::uint32_t retransmit_tries = 5;
   std::uint32_t reqid_base = 0x10000;  // reqids cygnet-ike allocates start here
+  // NAT keepalives (RFC 3948 2.3): the side behind a NAT sends a one-byte
+  // 0xFF datagram on UDP 4500 this often, to keep the NAT's mapping; 0: none.
+  std::uint32_t nat_keepalive_s = 20;
   std::string dataplane_instance = "default";  // the shm segment to push SAs to
 };
 

@@ -261,6 +261,7 @@ struct Engine::IkeSa {
   Identity peer_id;
   std::uint64_t created_ms = 0;
   std::uint64_t last_rx_ms = 0;  // the last authenticated message from the peer (dpd)
+  std::uint64_t keepalive_ms = 0;  // the last NAT keepalive we sent
   bool was_established = false;  // for restarting a start = "start" connection after a timeout
 
   std::uint64_t our_spi() const { return initiator ? spi_i : spi_r; }
@@ -597,6 +598,7 @@ void Engine::established(IkeSa& sa, const Identity& peer, std::uint64_t now_ms) 
   sa.state = IkeState::established;
   sa.was_established = true;
   sa.last_rx_ms = now_ms;
+  sa.keepalive_ms = now_ms;
   sa.peer_id = peer;
   set_ike_timers(sa, now_ms);
   ++stats_.ike_established;
@@ -1790,6 +1792,19 @@ Result<void> Engine::send_liveness(IkeSa& sa, std::uint64_t now_ms) {
   return {};
 }
 
+void Engine::nat_keepalive(IkeSa& sa, std::uint64_t now_ms) {
+  // Only the side behind the NAT keeps its mapping open (RFC 3948 2.3; with
+  // forced encapsulation we play that side), and only on UDP 4500.
+  if (sa.state != IkeState::established || cfg_.nat_keepalive_s == 0 || sa.local.port == 500) return;
+  if (!sa.nat_local && !(sa.conn != nullptr && sa.conn->force_encap)) return;
+  if (sa.keepalive_ms == 0) sa.keepalive_ms = now_ms;  // a rekeyed IKE SA: an interval from now
+  if (now_ms - sa.keepalive_ms < cfg_.nat_keepalive_s * 1000ull) return;
+  sa.keepalive_ms = now_ms;
+  static constexpr std::uint8_t kKeepalive[1] = {0xff};  // no non-ESP marker
+  transport_.send(sa.local, sa.remote, kKeepalive);
+  ++stats_.keepalives_sent;
+}
+
 void Engine::dpd(IkeSa& sa, std::uint64_t now_ms) {
   if (sa.state != IkeState::established || sa.pending || sa.conn == nullptr || sa.conn->dpd_s == 0) return;
   if (now_ms - sa.last_rx_ms < sa.conn->dpd_s * 1000ull) return;
@@ -2176,6 +2191,7 @@ void Engine::tick(std::uint64_t now_ms) {
     }
     kick(*sa, now_ms);
     dpd(*sa, now_ms);
+    nat_keepalive(*sa, now_ms);
     if (!sa->pending || now_ms < sa->pending->next_ms) continue;
     if (sa->pending->sends >= cfg_.retransmit_tries) {
       ++stats_.timeouts;

@@ -99,6 +99,7 @@ struct EngineStats {
   std::uint64_t auth_failed = 0;        // either side
   std::uint64_t ike_established = 0, child_installed = 0, child_removed = 0;
   std::uint64_t timeouts = 0;           // IKE SAs given up after the last retransmission
+  std::uint64_t keepalives_sent = 0;    // NAT keepalives (RFC 3948)
   std::uint64_t ts_unacceptable = 0;
   std::uint64_t child_rekeyed = 0, ike_rekeyed = 0;  // rekeys completed, either role
   std::uint64_t rekey_collisions = 0;  // simultaneous rekeys resolved (2.8.1, 2.8.2)
@@ -223,7 +224,8 @@ class Engine {
   void delete_ike_sa(IkeSa& sa, std::uint64_t now_ms);
   void established(IkeSa& sa, const Identity& peer, std::uint64_t now_ms);  // IKE_AUTH done, either role
   Result<void> send_liveness(IkeSa& sa, std::uint64_t now_ms);
-  void dpd(IkeSa& sa, std::uint64_t now_ms);  // a liveness check after dpd_s without word from the peer  // Delete out if established, else gone now
+  void dpd(IkeSa& sa, std::uint64_t now_ms);
+  void nat_keepalive(IkeSa& sa, std::uint64_t now_ms);  // behind a NAT: 0xFF on UDP 4500 every nat_keepalive_s  // a liveness check after dpd_s without word from the peer  // Delete out if established, else gone now
   Result<void> start_one(const Connection& c, std::uint64_t now_ms);
   Result<void> install_trap(const Connection& c);
   void remove_trap(const std::string& connection);

@@ -273,6 +273,43 @@ TEST(EngineLifetimes, ByteAndPacketLimitsReachTheDataplane) {
   EXPECT_EQ(p.bb.installed[0].outbound.soft.packets, 0u);
 }
 
+// NAT keepalives (RFC 3948 2.3): the side behind the NAT (here: the one that
+// forces encapsulation, which plays it) sends 0xFF on UDP 4500 every
+// nat_keepalive_s; the other side does not, and the receiver takes them
+// without a word.
+TEST(EngineNat, KeepalivesFromTheNatSide) {
+  Connection ca = site(true);
+  ca.force_encap = true;
+  IkeConfig cfa = config(ca);
+  cfa.nat_keepalive_s = 20;
+  Pair p(std::move(cfa), config(site(false)));
+  ASSERT_TRUE(p.a->initiate("to-b", p.now));
+  p.pump();
+  ASSERT_TRUE(established(*p.a)) << p.logs();
+  p.now += 19'000;
+  p.a->tick(p.now);
+  p.b->tick(p.now);
+  EXPECT_TRUE(p.wa.out.empty());
+  p.now += 1'000;
+  p.a->tick(p.now);
+  p.b->tick(p.now);
+  ASSERT_EQ(p.wa.out.size(), 1u);
+  const Packet k = p.wa.out.front();
+  EXPECT_EQ(k.data, Bytes{0xff});
+  EXPECT_EQ(k.from.port, 4500);
+  EXPECT_EQ(k.to.port, 4500);
+  EXPECT_TRUE(p.wb.out.empty());  // B is not behind a NAT
+  const std::uint64_t dropped = p.b->stats().dropped;
+  p.pump();
+  EXPECT_TRUE(p.wb.out.empty());
+  EXPECT_EQ(p.b->stats().dropped, dropped);  // taken, not counted as bad
+  EXPECT_EQ(p.a->stats().keepalives_sent, 1u);
+  p.now += 20'000;
+  p.a->tick(p.now);
+  EXPECT_EQ(p.wa.out.size(), 1u);
+  EXPECT_EQ(p.a->stats().keepalives_sent, 2u);
+}
+
 // Adversarial: INFORMATIONAL on a half-open IKE SA (before IKE_AUTH), both
 // in clear and as a tampered copy of the real IKE_AUTH. Dropped, counted;
 // the real IKE_AUTH still completes.
