@@ -140,6 +140,12 @@ void BM_Classifier(benchmark::State& st) {
   }
   per_packet(st, 1);
   st.counters["groups"] = static_cast<double>((*cls)->group_count(Family::ipv4));
+  if (const CutForest* f = (*cls)->forest(Family::ipv4)) {
+    st.counters["trees"] = static_cast<double>(f->tree_count());
+    st.counters["depth"] = f->max_depth();
+    st.counters["max_leaf"] = static_cast<double>(f->max_leaf());
+  }
+  st.counters["kib"] = static_cast<double>((*cls)->memory_bytes()) / 1024.0;
   st.counters["matched_pct"] = 100.0 * static_cast<double>(matched) / static_cast<double>(st.iterations());
 }
 
