@@ -442,34 +442,72 @@ std::unique_ptr<CutForest> CutForest::build(std::span<const Policy> policies, Fa
     r.index = static_cast<std::uint32_t>(i);
     rules.push_back(r);
   }
-  const std::size_t budget = lim.max_entries ? lim.max_entries : 64 * rules.size() + 65536;
-  ForestBuilder b{*f, rules, lim, width, budget, 0, false, {}, {}, {}};
   if (rules.empty()) return f;
+  // A tuple outside the address bits that all of the family's policies
+  // share matches none of them; one inside matches the first policy that
+  // covers that region, so the policies after it can never be first.
+  {
+    Region shared;
+    for (unsigned w = 0; w < 4; ++w) {
+      shared.m[w] = ~std::uint64_t{0};
+      for (const BRule& r : rules) shared.m[w] &= prefix_word(r.len[w / 2], w % 2) & ~(r.a[w] ^ rules[0].a[w]);
+    }
+    ForestBuilder probe{*f, rules, lim, width, 0, 0, false, {}, {}, {}};
+    for (std::size_t k = 0; k < rules.size(); ++k) {
+      if (probe.covers(rules[k], shared)) {
+        rules.resize(k + 1);
+        break;
+      }
+    }
+  }
+  const std::size_t budget = lim.max_entries ? lim.max_entries : 64 * rules.size() + 65536;
 
   // Subsets by which addresses are wide: fewer than 8 bits past the first
-  // bit where the family's policies differ.
+  // bit where the family's policies differ. Two ways are built: four
+  // subsets, and three (the policies with a narrow source in one tree);
+  // the three trees win unless they take over 5/4 of the memory, since a
+  // lookup walks every tree.
   unsigned first[2];
-  for (unsigned d = 0; d < 2; ++d) {
+  {
+    ForestBuilder probe{*f, rules, lim, width, 0, 0, false, {}, {}, {}};
     std::vector<std::uint32_t> all(rules.size());
     for (std::size_t i = 0; i < rules.size(); ++i) all[i] = static_cast<std::uint32_t>(i);
-    const Cut c = b.evaluate(all, Region{}, d);
-    first[d] = c.bits ? c.off : width;
+    for (unsigned d = 0; d < 2; ++d) {
+      const Cut c = probe.evaluate(all, Region{}, d);
+      first[d] = c.bits ? c.off : width;
+    }
   }
-  std::vector<std::uint32_t> subset[4];
-  for (std::size_t i = 0; i < rules.size(); ++i) {
-    const unsigned ws = rules[i].len[0] < first[0] + 8 ? 1 : 0;
-    const unsigned wd = rules[i].len[1] < first[1] + 8 ? 1 : 0;
-    subset[ws * 2 + wd].push_back(static_cast<std::uint32_t>(i));
-  }
-  for (auto& s : subset) {
-    if (s.empty()) continue;
-    const std::uint32_t best = rules[s[0]].index;
-    const std::uint32_t root = b.build(std::move(s), Region{}, 0);
-    if (b.failed) return nullptr;
-    f->trees_.push_back(Tree{root, best});
-  }
-  std::sort(f->trees_.begin(), f->trees_.end(), [](const Tree& x, const Tree& y) { return x.best < y.best; });
-  return f;
+  auto make = [&](bool merge) -> std::unique_ptr<CutForest> {
+    std::unique_ptr<CutForest> x(new CutForest());
+    x->v6_ = f->v6_;
+    std::vector<std::uint32_t> subset[4];
+    for (std::size_t i = 0; i < rules.size(); ++i) {
+      const unsigned ws = rules[i].len[0] < first[0] + 8 ? 1 : 0;
+      const unsigned wd = rules[i].len[1] < first[1] + 8 ? 1 : 0;
+      subset[ws * 2 + (ws || !merge ? wd : 0)].push_back(static_cast<std::uint32_t>(i));
+    }
+    ForestBuilder b{*x, rules, lim, width, budget, 0, false, {}, {}, {}};
+    for (auto& sub : subset) {
+      if (sub.empty()) continue;
+      const std::uint32_t best = rules[sub[0]].index;
+      const std::uint32_t root = b.build(std::move(sub), Region{}, 0);
+      if (b.failed) return nullptr;
+      x->trees_.push_back(Tree{root, best});
+    }
+    std::sort(x->trees_.begin(), x->trees_.end(), [](const Tree& p, const Tree& q) { return p.best < q.best; });
+    return x;
+  };
+  std::unique_ptr<CutForest> four = make(false);
+  const bool split = std::any_of(rules.begin(), rules.end(), [&](const BRule& r) {
+    return r.len[0] >= first[0] + 8 && r.len[1] < first[1] + 8;
+  }) && std::any_of(rules.begin(), rules.end(), [&](const BRule& r) {
+    return r.len[0] >= first[0] + 8 && r.len[1] >= first[1] + 8;
+  });
+  if (!split) return four;  // nothing to merge
+  std::unique_ptr<CutForest> three = make(true);
+  if (!three) return four;
+  if (!four || 4 * three->memory_bytes() <= 5 * four->memory_bytes()) return three;
+  return four;
 }
 
 std::size_t CutForest::memory_bytes() const noexcept {

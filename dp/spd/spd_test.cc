@@ -501,7 +501,8 @@ TEST(CutTree, DifferentialOnSetsThatCut) {
     ASSERT_NE(f, nullptr);
     if (c.n >= 600) {
       EXPECT_GE(f->max_depth(), 3u) << "the set must make the trees cut";
-      EXPECT_EQ(f->tree_count(), 4u);
+      EXPECT_GE(f->tree_count(), 3u);  // the subsets of wide and narrow addresses
+      EXPECT_LE(f->tree_count(), 4u);
     }
     LinearSpd lin(pols);
     for (std::size_t i = 0; i < 60000; ++i) {
