@@ -3,12 +3,14 @@
 // matches a 5-tuple, or -1.
 //
 // LinearSpd is the reference: a loop over Selector::matches. Classifier is
-// the one the dataplane uses on flow-cache misses: a tuple-space search
-// (docs/spd.md). Policies are grouped by (family, source prefix length,
-// destination prefix length, protocol given or any); each group is one hash
-// probe on the masked addresses and protocol, and groups are tried in the
-// order of the best policy they hold, so the search stops as soon as no
-// remaining group can hold an earlier match.
+// the one the dataplane uses on flow-cache misses (docs/spd.md): per family,
+// cut trees (CutForest, dp/spd/cut_tree.h), or, for a family whose trees
+// would pass their memory limit, a tuple-space search. Its policies are
+// grouped by (family, source prefix length, destination prefix length,
+// protocol given or any); each group is one hash probe on the masked
+// addresses and protocol, and groups are tried in the order of the best
+// policy they hold, so the search stops as soon as no remaining group can
+// hold an earlier match.
 //
 // With more than a few groups, a per-family group filter cuts the probes:
 // a 16-bit window of the source and of the destination address, each an
