@@ -35,7 +35,7 @@ def main():
 
     # Miss path: linear vs classifier vs rte_acl.
     print("#### Classifier (the flow-cache miss path)\n")
-    print("| shape | policies | linear ns | ours ns | ours cycles | groups | rte_acl ns (burst 32) | ours/rte_acl |")
+    print("| shape | policies | linear ns | ours ns | ours cycles | trees (or tuple groups) | rte_acl ns (burst 32) | ours/rte_acl |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     shapes = {0: "gateway", 1: "mixed"}
     for shape in (0, 1):
@@ -46,7 +46,8 @@ def main():
                 continue
             lin = med.get(f"BM_Linear/{key}")
             acl = med.get(f"BM_Acl/{key}")
-            groups = extra[f"BM_Classifier/{key}"].get("groups", 0)
+            b = extra[f"BM_Classifier/{key}"]
+            groups = b["trees"] if "trees" in b else b.get("groups", 0)
             print(f"| {shapes[shape]} | {n} | {lin:.1f} |" if lin else f"| {shapes[shape]} | {n} | - |", end="")
             print(f" {ours:.1f} | {cyc(ours):.0f} | {groups:.0f} |", end="")
             print(f" {acl:.1f} | {ours / acl:.2f} |" if acl else " - | - |")

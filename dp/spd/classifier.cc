@@ -149,11 +149,31 @@ inline std::uint64_t Classifier::hash(std::uint32_t group, const std::uint64_t s
   return mix(a ^ (b * 0x9e3779b97f4a7c15ull));
 }
 
-Result<std::unique_ptr<Classifier>> Classifier::build(std::span<const Policy> rules, std::uint64_t seed) {
+Result<std::unique_ptr<Classifier>> Classifier::build(std::span<const Policy> rules, std::uint64_t seed, Mode mode,
+                                                      const CutForest::Limits& limits) {
   if (rules.size() >= (1u << 24)) return make_error("SPD: too many policies (at most 16,777,215 per direction)");
+  for (std::size_t i = 0; i < rules.size(); ++i) {
+    if (auto r = validate_policy(rules[i]); !r) {
+      return make_error("SPD: policy " + std::to_string(i) + ": " + r.error().message);
+    }
+  }
   std::unique_ptr<Classifier> c(new Classifier());
   c->seed_ = seed;
   c->nrules_ = rules.size();
+  if (mode != Mode::tuples) {
+    c->forest4_ = CutForest::build(rules, Family::ipv4, limits);
+    c->forest6_ = CutForest::build(rules, Family::ipv6, limits);
+    if (mode == Mode::trees && (!c->forest4_ || !c->forest6_)) {
+      return make_error("SPD: the cut trees exceed their memory limit");
+    }
+    if (c->forest4_ && c->forest6_) return c;
+  }
+  if (auto r = c->build_tuples(rules); !r) return r.error();
+  return c;
+}
+
+Result<void> Classifier::build_tuples(std::span<const Policy> rules) {
+  Classifier* c = this;
 
   // Groups keyed by (family, slen, dlen, any proto).
   std::map<std::tuple<int, int, int, bool>, std::uint32_t> group_ids;
@@ -181,11 +201,7 @@ Result<std::unique_ptr<Classifier>> Classifier::build(std::span<const Policy> ru
   key_pos.reserve(rules.size());
 
   for (std::size_t i = 0; i < rules.size(); ++i) {
-    const Policy& p = rules[i];
-    if (auto r = validate_policy(p); !r) {
-      return make_error("SPD: policy " + std::to_string(i) + ": " + r.error().message);
-    }
-    const Selector& sel = p.sel;
+    const Selector& sel = rules[i].sel;  // validated by build()
     const int fam = static_cast<int>(sel.src.family());
     const bool any = sel.proto == kProtoAny;
     auto [git, fresh] = group_ids.try_emplace({fam, sel.src.len, sel.dst.len, any},
@@ -282,7 +298,7 @@ Result<std::unique_ptr<Classifier>> Classifier::build(std::span<const Policy> ru
     mark_field(dst, f.doff, f.dst, f.dst_all, seen);
     f.on = true;
   }
-  return c;
+  return {};
 }
 
 inline std::uint64_t Classifier::key_hash(const Group& g, const FlowTuple& t, const std::uint64_t s[2],
@@ -332,7 +348,7 @@ inline std::uint64_t Classifier::candidates(const FlowTuple& t, const std::vecto
   return (f.src[window(t.src, f.soff)] | f.src_all) & (f.dst[window(t.dst, f.doff)] | f.dst_all) & f.proto[t.proto];
 }
 
-std::int32_t Classifier::lookup(const FlowTuple& t) const noexcept {
+std::int32_t Classifier::lookup_tuples(const FlowTuple& t) const noexcept {
   const bool v6 = t.v6();
   const std::vector<Group>& groups = v6 ? groups6_ : groups4_;
   const Filter& f = v6 ? filter6_ : filter4_;
@@ -369,7 +385,8 @@ std::pair<unsigned, unsigned> Classifier::filter_windows(Family f) const noexcep
 }
 
 std::size_t Classifier::memory_bytes() const noexcept {
-  return sizeof(*this) + (groups4_.size() + groups6_.size()) * sizeof(Group) + slots_.size() * sizeof(Slot) +
+  return sizeof(*this) + (forest4_ ? forest4_->memory_bytes() : 0) + (forest6_ ? forest6_->memory_bytes() : 0) +
+         (groups4_.size() + groups6_.size()) * sizeof(Group) + slots_.size() * sizeof(Slot) +
          refs_.size() * sizeof(RuleRef) + bloom_.size() * sizeof(std::uint64_t) +
          (filter4_.src.size() + filter4_.dst.size() + filter6_.src.size() + filter6_.dst.size()) *
              sizeof(std::uint64_t);

@@ -3,12 +3,14 @@
 // matches a 5-tuple, or -1.
 //
 // LinearSpd is the reference: a loop over Selector::matches. Classifier is
-// the one the dataplane uses on flow-cache misses: a tuple-space search
-// (docs/spd.md). Policies are grouped by (family, source prefix length,
-// destination prefix length, protocol given or any); each group is one hash
-// probe on the masked addresses and protocol, and groups are tried in the
-// order of the best policy they hold, so the search stops as soon as no
-// remaining group can hold an earlier match.
+// the one the dataplane uses on flow-cache misses (docs/spd.md): per family,
+// cut trees (CutForest, dp/spd/cut_tree.h), or, for a family whose trees
+// would pass their memory limit, a tuple-space search. Its policies are
+// grouped by (family, source prefix length, destination prefix length,
+// protocol given or any); each group is one hash probe on the masked
+// addresses and protocol, and groups are tried in the order of the best
+// policy they hold, so the search stops as soon as no remaining group can
+// hold an earlier match.
 //
 // With more than a few groups, a per-family group filter cuts the probes:
 // a 16-bit window of the source and of the destination address, each an
@@ -24,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "dp/spd/cut_tree.h"
 #include "dp/spd/flow.h"
 #include "shared/policy.h"
 #include "shared/result.h"
@@ -43,13 +46,31 @@ class LinearSpd {
 
 class Classifier {
  public:
-  // Every policy must pass validate_policy(). At most 2^24 policies.
-  static Result<std::unique_ptr<Classifier>> build(std::span<const Policy> rules, std::uint64_t seed);
+  // How a family's policies are searched. automatic: cut trees (CutForest),
+  // or the tuple-space search for a family whose trees would exceed their
+  // memory limit. trees: cut trees or a build error. tuples: tuple space.
+  enum class Mode : std::uint8_t { automatic, trees, tuples };
 
-  std::int32_t lookup(const FlowTuple& t) const noexcept;
+  // Every policy must pass validate_policy(). At most 2^24 policies.
+  static Result<std::unique_ptr<Classifier>> build(std::span<const Policy> rules, std::uint64_t seed,
+                                                   Mode mode = Mode::automatic,
+                                                   const CutForest::Limits& limits = {});
+
+  std::int32_t lookup(const FlowTuple& t) const noexcept {
+    const CutForest* f = t.v6() ? forest6_.get() : forest4_.get();
+    if (f == nullptr) return lookup_tuples(t);
+    std::uint32_t best = kEmpty;
+    f->lookup(t, best);
+    return best == kEmpty ? -1 : static_cast<std::int32_t>(best);
+  }
+  // The family's cut trees, or null when it uses the tuple-space search.
+  const CutForest* forest(Family f) const noexcept {
+    return f == Family::ipv6 ? forest6_.get() : f == Family::ipv4 ? forest4_.get() : nullptr;
+  }
 
   std::size_t rule_count() const noexcept { return nrules_; }
   std::size_t group_count(Family f) const noexcept;
+  // Tuple-space search only (no groups while the family uses trees).
   // Whether the group filter is built for the family, and its windows
   // (byte offsets into the address); for tests and benchmarks.
   bool filtered(Family f) const noexcept;
@@ -94,6 +115,8 @@ class Classifier {
 
  private:
   Classifier() = default;
+  Result<void> build_tuples(std::span<const Policy> rules);
+  std::int32_t lookup_tuples(const FlowTuple& t) const noexcept;
   std::uint64_t candidates(const FlowTuple& t, const std::vector<Group>& groups, const Filter& f) const noexcept;
   std::uint64_t key_hash(const Group& g, const FlowTuple& t, const std::uint64_t s[2],
                          const std::uint64_t d[2]) const noexcept;
@@ -105,6 +128,7 @@ class Classifier {
   std::uint64_t hash(std::uint32_t group, const std::uint64_t s[2], const std::uint64_t d[2],
                      std::uint8_t proto) const noexcept;
 
+  std::unique_ptr<CutForest> forest4_, forest6_;
   std::vector<Group> groups4_;
   std::vector<Group> groups6_;
   Filter filter4_, filter6_;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstring>
 #include <random>
 #include <set>
 #include <thread>
@@ -356,7 +357,7 @@ TEST(Classifier, GroupFilterGivesTheLinearAnswer) {
       pols.push_back(p);
     }
     pols = sorted_by_priority(pols);
-    auto cls = Classifier::build(pols, g.rng());
+    auto cls = Classifier::build(pols, g.rng(), Classifier::Mode::tuples);
     ASSERT_TRUE(cls);
     const std::size_t groups = (*cls)->group_count(c.fam);
     ASSERT_GT(groups, Classifier::kFilterMinGroups);
@@ -385,12 +386,247 @@ TEST(Classifier, FewGroupsAreNotFiltered) {
     p.sel.dst = Gen::masked(IpAddress::v4(0x0a000000u + (i << 8)), 24);
     pols.push_back(p);
   }
-  auto cls = Classifier::build(pols, 1);
+  auto cls = Classifier::build(pols, 1, Classifier::Mode::tuples);
   ASSERT_TRUE(cls);
   EXPECT_EQ((*cls)->group_count(Family::ipv4), 1u);
   EXPECT_FALSE((*cls)->filtered(Family::ipv4));
   FlowKey k{*IpAddress::parse("192.168.7.7"), *IpAddress::parse("10.0.5.9"), kProtoUdp, 1, 2};
   EXPECT_EQ((*cls)->lookup(to_tuple(k)), 5);
+}
+
+// ------------------------------------------------------------- cut trees
+
+// Policy sets shaped to make the cut trees cut every field, guard shared
+// bits, fall back past a guard, stop lists at covering policies and split
+// into all four subsets: addresses that share a long prefix (guards), /0,
+// short and full-length prefixes (/32, /128) on both sides, nested port
+// ranges and ranges touching 0 and 65535 (port cuts), few priorities
+// (ties), and catch-alls at random places (covering policies). The trees,
+// the tuple-space search and the linear reference must agree on every flow.
+struct CutCase {
+  Family fam;
+  std::size_t n;
+};
+
+std::vector<Policy> cutting_set(Gen& g, const CutCase& c) {
+  const unsigned width = c.fam == Family::ipv4 ? 32 : 128;
+  auto addr = [&](void) {
+    std::uint8_t b[16] = {10, 0, 0, 0};
+    if (c.fam == Family::ipv6) {
+      b[0] = 0x20; b[1] = 0x01; b[2] = 0x0d; b[3] = 0xb8;
+    }
+    // A shared prefix (a guard), then a few values in one byte and any in
+    // the next, so that prefixes nest and share subtrees.
+    const unsigned at = c.fam == Family::ipv4 ? 1 : 6;
+    b[at] = static_cast<std::uint8_t>(g.u(4));
+    b[at + 1] = static_cast<std::uint8_t>(g.u(256));
+    for (unsigned i = at + 2; i < width / 8; ++i) b[i] = static_cast<std::uint8_t>(g.coin(50) ? g.u(256) : 0);
+    return c.fam == Family::ipv4 ? IpAddress::v4_bytes(b) : IpAddress::v6_bytes(b);
+  };
+  auto prefix = [&](void) {
+    static const unsigned l4[] = {0, 4, 8, 10, 16, 17, 24, 31, 32, 32};
+    static const unsigned l6[] = {0, 16, 32, 48, 56, 64, 65, 96, 127, 128, 128};
+    const unsigned len = c.fam == Family::ipv4 ? l4[g.u(std::size(l4))] : l6[g.u(std::size(l6))];
+    return Gen::masked(addr(), len);
+  };
+  auto ports = [&](void) {
+    switch (g.u(7)) {
+      case 0: return PortRange{};
+      case 1: return PortRange{static_cast<std::uint16_t>(g.u(1024)), 1023};  // nested
+      case 2: return PortRange{1024, 65535};
+      case 3: return PortRange{0, static_cast<std::uint16_t>(g.u(65536))};     // from 0
+      case 4: return PortRange{static_cast<std::uint16_t>(g.u(65536)), 65535}; // to 65535
+      case 5: { auto p = static_cast<std::uint16_t>(g.coin(50) ? g.u(4) : 65532 + g.u(4)); return PortRange{p, p}; }
+      default: { auto p = static_cast<std::uint16_t>(g.u(65536)); return PortRange{p, p}; }
+    }
+  };
+  std::vector<Policy> pols;
+  std::set<std::string> seen;
+  while (pols.size() < c.n) {
+    Policy p;
+    p.action = static_cast<PolicyAction>(g.u(4));
+    p.reqid = 1;
+    p.priority = static_cast<std::uint32_t>(g.u(3));
+    p.sel.src = prefix();
+    p.sel.dst = prefix();
+    const std::uint8_t protos[] = {kProtoAny, kProtoAny, kProtoTcp, kProtoUdp, kProtoTcp, 50};
+    p.sel.proto = protos[g.u(std::size(protos))];
+    if (p.sel.proto == kProtoTcp || p.sel.proto == kProtoUdp) {
+      p.sel.sport = g.coin(60) ? PortRange{} : ports();
+      p.sel.dport = ports();
+    }
+    if (g.coin(1)) {  // a catch-all of the family, among the last policies
+      p.priority = 2;
+      p.sel.src = IpPrefix::any(c.fam);
+      p.sel.dst = IpPrefix::any(c.fam);
+      p.sel.proto = kProtoAny;
+      p.sel.sport = p.sel.dport = PortRange{};
+    }
+    if (!validate_policy(p) || !seen.insert(p.sel.to_string()).second) continue;
+    pols.push_back(p);
+  }
+  return sorted_by_priority(pols);
+}
+
+// A flow near the policies' edges: inside or just outside a prefix (the
+// guard's and the cut's bits flipped), ports at the range ends, fragments.
+FlowTuple edge_flow(Gen& g, const std::vector<Policy>& pols) {
+  FlowTuple t = g.flow(pols);
+  const unsigned width = t.v6() ? 128 : 32;
+  if (g.coin(30)) {
+    const unsigned bit = static_cast<unsigned>(g.u(width));
+    (g.coin(50) ? t.src : t.dst)[bit / 8] ^= static_cast<std::uint8_t>(0x80 >> (bit % 8));
+  }
+  if (g.coin(20)) {
+    static const std::uint16_t edges[] = {0, 1, 1023, 1024, 65534, 65535};
+    t.sport = edges[g.u(std::size(edges))];
+    t.dport = edges[g.u(std::size(edges))];
+  }
+  return t;
+}
+
+TEST(CutTree, DifferentialOnSetsThatCut) {
+  const std::uint64_t seed = std::random_device{}();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  Gen g(seed);
+  std::size_t compared = 0, matched = 0;
+  for (const CutCase c : {CutCase{Family::ipv4, 50}, CutCase{Family::ipv4, 600}, CutCase{Family::ipv4, 4000},
+                          CutCase{Family::ipv6, 50}, CutCase{Family::ipv6, 600}, CutCase{Family::ipv6, 4000}}) {
+    const auto pols = cutting_set(g, c);
+    auto trees = Classifier::build(pols, g.rng(), Classifier::Mode::trees);
+    ASSERT_TRUE(trees) << trees.error().message;
+    auto tuples = Classifier::build(pols, g.rng(), Classifier::Mode::tuples);
+    ASSERT_TRUE(tuples);
+    const CutForest* f = (*trees)->forest(c.fam);
+    ASSERT_NE(f, nullptr);
+    if (c.n >= 600) {
+      EXPECT_GE(f->max_depth(), 3u) << "the set must make the trees cut";
+      EXPECT_GE(f->tree_count(), 3u);  // the subsets of wide and narrow addresses
+      EXPECT_LE(f->tree_count(), 4u);
+    }
+    LinearSpd lin(pols);
+    for (std::size_t i = 0; i < 60000; ++i) {
+      const FlowTuple t = edge_flow(g, pols);
+      const std::int32_t want = lin.lookup(t);
+      ASSERT_EQ((*trees)->lookup(t), want)
+          << "n=" << c.n << " " << to_key(t).src.to_string() << " -> " << to_key(t).dst.to_string() << " proto "
+          << int(t.proto) << " " << t.sport << "/" << t.dport << " opaque " << int(t.opaque);
+      ASSERT_EQ((*tuples)->lookup(t), want);
+      matched += want >= 0;
+      ++compared;
+    }
+  }
+  EXPECT_EQ(compared, 360000u);
+  EXPECT_GT(matched, compared / 4);
+}
+
+// Every policy of one shape with its own port, so the lists end only at
+// exact ports; ties keep insertion order; a family with no policy matches
+// nothing.
+TEST(CutTree, PortsTiesAndEmptyFamily) {
+  std::vector<Policy> pols;
+  for (std::uint32_t port : {0u, 1u, 1023u, 1024u, 65534u, 65535u}) {
+    for (int dup = 0; dup < 2; ++dup) {
+      Policy p;
+      p.action = PolicyAction::bypass;
+      p.priority = 5;  // all tied
+      p.sel.src = dup ? IpPrefix::any(Family::ipv4) : *IpPrefix::parse("10.0.0.0/8");
+      p.sel.dst = *IpPrefix::parse("192.0.2.7/32");
+      p.sel.proto = kProtoUdp;
+      p.sel.dport = PortRange{static_cast<std::uint16_t>(port), static_cast<std::uint16_t>(port)};
+      pols.push_back(p);
+    }
+  }
+  auto c = Classifier::build(pols, 3, Classifier::Mode::trees);
+  ASSERT_TRUE(c);
+  LinearSpd lin(pols);
+  for (std::uint32_t port = 0; port < 65536; ++port) {
+    for (const char* src : {"10.1.2.3", "11.1.2.3"}) {
+      FlowKey k{*IpAddress::parse(src), *IpAddress::parse("192.0.2.7"), kProtoUdp, 7,
+                static_cast<std::uint16_t>(port)};
+      const FlowTuple t = to_tuple(k);
+      ASSERT_EQ((*c)->lookup(t), lin.lookup(t)) << src << " port " << port;
+    }
+  }
+  FlowKey frag{*IpAddress::parse("10.1.2.3"), *IpAddress::parse("192.0.2.7"), kProtoUdp, 0, 0, true};
+  EXPECT_EQ((*c)->lookup(to_tuple(frag)), -1);  // ports unknown: no port-specific policy matches
+  FlowKey v6{*IpAddress::parse("2001:db8::1"), *IpAddress::parse("2001:db8::2"), kProtoUdp, 7, 0};
+  EXPECT_EQ((*c)->lookup(to_tuple(v6)), -1);
+  ASSERT_NE((*c)->forest(Family::ipv6), nullptr);
+  EXPECT_EQ((*c)->forest(Family::ipv6)->tree_count(), 0u);
+}
+
+// A guard checks the bits before a cut that the policies defining them
+// agree on; a tuple that differs there goes to the fallback, which must
+// still hold every policy short enough not to define the bit, up to and
+// including one whose prefix ends just before the last guarded bit.
+TEST(CutTree, GuardFallbackKeepsPoliciesEndingAtTheGuard) {
+  for (const Family fam : {Family::ipv4, Family::ipv6}) {
+    const unsigned width = fam == Family::ipv4 ? 32 : 128;
+    for (const unsigned len : {8u, 15u, 23u, 26u, 64u, 100u, 119u}) {
+      if (len + 3 > width) continue;
+      std::uint8_t base[16] = {10, 0, 0, 0};
+      if (fam == Family::ipv6) {
+        base[0] = 0x20; base[1] = 0x01; base[2] = 0x0d; base[3] = 0xb8;
+      }
+      auto host = [&](unsigned j, bool flip) {  // base + j in the low bits, bit `len` flipped if flip
+        std::uint8_t b[16];
+        std::memcpy(b, base, 16);
+        b[width / 8 - 1] = static_cast<std::uint8_t>(j);
+        if (flip) b[len / 8] ^= static_cast<std::uint8_t>(0x80 >> (len % 8));
+        return fam == Family::ipv4 ? IpAddress::v4_bytes(b) : IpAddress::v6_bytes(b);
+      };
+      std::vector<Policy> pols;
+      const unsigned hosts = width - len - 1 >= 6 ? 64u : 1u << (width - len - 1);
+      for (unsigned j = 0; j < hosts; ++j) {  // full-length prefixes, differing after bit `len`
+        Policy p;
+        p.action = PolicyAction::protect;
+        p.reqid = 1;
+        p.sel.src = IpPrefix{host(j, false), static_cast<std::uint8_t>(width)};
+        p.sel.dst = IpPrefix::any(fam);
+        pols.push_back(p);
+      }
+      Policy shortp;
+      shortp.action = PolicyAction::bypass;
+      shortp.sel.src = Gen::masked(host(0, false), len);  // does not define bit `len`
+      shortp.sel.dst = IpPrefix::any(fam);
+      pols.push_back(shortp);
+      auto c = Classifier::build(pols, 9, Classifier::Mode::trees);
+      ASSERT_TRUE(c) << c.error().message;
+      LinearSpd lin(pols);
+      for (unsigned j = 0; j < hosts; ++j) {
+        for (const bool flip : {false, true}) {
+          FlowKey k{host(j, flip), host(1, false), kProtoUdp, 1, 2};
+          const FlowTuple t = to_tuple(k);
+          ASSERT_EQ((*c)->lookup(t), lin.lookup(t)) << "len " << len << " host " << j << " flip " << flip;
+          if (flip) {
+            ASSERT_EQ(lin.lookup(t), static_cast<std::int32_t>(hosts)) << "len " << len << " " << k.src.to_string();
+          }
+        }
+      }
+    }
+  }
+}
+
+// Past the memory limit the trees are not built; the classifier falls back
+// to the tuple-space search for that family and still answers right.
+TEST(CutTree, MemoryLimitFallsBackToTuples) {
+  Gen g(17);
+  const auto pols = cutting_set(g, CutCase{Family::ipv4, 2000});
+  CutForest::Limits tight;
+  tight.max_entries = 1000;
+  EXPECT_EQ(CutForest::build(pols, Family::ipv4, tight), nullptr);
+  EXPECT_NE(CutForest::build(pols, Family::ipv4, CutForest::Limits{}), nullptr);
+  auto c = Classifier::build(pols, 3, Classifier::Mode::automatic, tight);
+  ASSERT_TRUE(c);
+  EXPECT_EQ((*c)->forest(Family::ipv4), nullptr);
+  EXPECT_GT((*c)->group_count(Family::ipv4), 0u);
+  LinearSpd lin(pols);
+  for (int i = 0; i < 20000; ++i) {
+    const FlowTuple t = edge_flow(g, pols);
+    ASSERT_EQ((*c)->lookup(t), lin.lookup(t));
+  }
+  EXPECT_FALSE(Classifier::build(pols, 3, Classifier::Mode::trees, tight));
 }
 
 // ------------------------------------------------------------- flow cache
@@ -463,6 +699,11 @@ TEST(SpdLookup, CachedPathDifferentialAcrossChanges) {
   Fixture f;
   SpdLookup look(f.spd, PolicyDir::out, 4096, AcquireLimit{1000000, 1000000}, g.rng());
   f.q.online(0);
+  // A failure returns early: go offline anyway, or ~Spd waits for this reader forever.
+  struct Offline {
+    rcu::Qsbr& q;
+    ~Offline() { q.offline(0); }
+  } offline{f.q};
   std::vector<Policy> current;
   std::size_t compared = 0;
   for (int round = 0; round < 8; ++round) {
@@ -509,7 +750,6 @@ TEST(SpdLookup, CachedPathDifferentialAcrossChanges) {
   }
   EXPECT_GE(compared, 300000u);
   EXPECT_GT(look.hits(), look.misses());  // the cache really answered
-  f.q.offline(0);
 }
 
 // 100,000 policies (a gateway with that many remote /24 sites): added as
