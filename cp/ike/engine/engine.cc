@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdio>
 #include <string>
 
 #include "cp/ike/crypto/auth.h"
@@ -19,6 +20,12 @@ constexpr unsigned kMaxInitRetries = 3;  // COOKIE and INVALID_KE_PAYLOAD rounds
 // Trap policies rank below the Child SAs' protect policies (lower wins), so
 // a narrowed Child SA's policy inside a trap's range is the one that matches.
 constexpr std::uint32_t kTrapPriority = 1100;
+
+std::string hex_spi(std::uint64_t v) {
+  char b[20];
+  std::snprintf(b, sizeof b, "%016llx", static_cast<unsigned long long>(v));
+  return b;
+}
 
 const Connection* find_connection_in(const std::vector<Connection>& v, std::string_view name) {
   for (const Connection& c : v) {
@@ -2035,6 +2042,20 @@ void Engine::on_informational_response(IkeSa& sa, const Message& m) {
 
 // ---------------------------------------------------------------- input
 
+void Engine::dropped(const Endpoint& from, const std::string& why, std::uint64_t now_ms) {
+  ++stats_.dropped;
+  // One line a second at most: a flood of garbage must not flood the log.
+  if (drop_log_ms_ != 0 && now_ms - drop_log_ms_ < 1000) {
+    ++drops_unlogged_;
+    return;
+  }
+  std::string line = "dropped a datagram from " + from.to_string() + ": " + why;
+  if (drops_unlogged_ != 0) line += " (and " + std::to_string(drops_unlogged_) + " more in the last second, not logged)";
+  log(line);
+  drop_log_ms_ = now_ms == 0 ? 1 : now_ms;
+  drops_unlogged_ = 0;
+}
+
 void Engine::on_datagram(const Endpoint& local, const Endpoint& remote, std::span<const std::uint8_t> payload,
                          std::uint64_t now_ms) {
   ++stats_.rx;
@@ -2043,14 +2064,14 @@ void Engine::on_datagram(const Endpoint& local, const Endpoint& remote, std::spa
     const Udp4500 u = classify_udp4500(payload);
     if (u.kind == Udp4500Kind::keepalive) return;
     if (u.kind != Udp4500Kind::ike) {
-      ++stats_.dropped;
+      dropped(remote, "a UDP 4500 datagram that is neither IKE (non-ESP marker) nor a keepalive", now_ms);
       return;
     }
     data = u.data;
   }
   auto h = decode_header(data);
   if (!h) {
-    ++stats_.dropped;
+    dropped(remote, h.error().message, now_ms);
     // A newer major version (2.5): answer with INVALID_MAJOR_VERSION,
     // naming ours, if it is a request and we can read its header fields.
     if (h.error().notify == NotifyType::invalid_major_version && data.size() >= kHeaderLen && (data[19] & kFlagResponse) == 0) {
@@ -2069,7 +2090,7 @@ void Engine::on_datagram(const Endpoint& local, const Endpoint& remote, std::spa
   if (h->exchange == ExchangeType::ike_sa_init) {
     if (!h->response()) {
       if (h->spi_r != 0 || h->message_id != 0 || !h->initiator()) {
-        ++stats_.dropped;
+        dropped(remote, "an IKE_SA_INIT request with a responder SPI, a message ID or no Initiator flag", now_ms);
         return;
       }
       // A retransmitted request: the same answer again.
@@ -2100,7 +2121,7 @@ void Engine::on_datagram(const Endpoint& local, const Endpoint& remote, std::spa
     } else {
       IkeSa* sa = find(h->spi_i);
       if (sa == nullptr || !sa->initiator || sa->state != IkeState::init_sent || h->message_id != 0) {
-        ++stats_.dropped;
+        dropped(remote, "an IKE_SA_INIT response that no IKE SA of ours waits for", now_ms);
         return;
       }
       auto m = decode(data);
@@ -2118,7 +2139,8 @@ void Engine::on_datagram(const Endpoint& local, const Endpoint& remote, std::spa
   IkeSa* sa = find(h->initiator() ? h->spi_r : h->spi_i);
   if (sa == nullptr || sa->keys == std::nullopt || sa->spi_i != h->spi_i || sa->spi_r != h->spi_r ||
       h->initiator() == sa->initiator) {
-    ++stats_.dropped;
+    dropped(remote, "no IKE SA with SPIs " + hex_spi(h->spi_i) + "/" + hex_spi(h->spi_r) + " (" +
+                        std::string(exchange_name(h->exchange)) + ")", now_ms);
     return;
   }
   if (!h->response()) {
@@ -2128,16 +2150,18 @@ void Engine::on_datagram(const Endpoint& local, const Endpoint& remote, std::spa
       return;
     }
     if (h->message_id != sa->peer_mid) {  // outside the window (2.3)
-      ++stats_.dropped;
+      dropped(remote, "request with message ID " + std::to_string(h->message_id) + " outside the window (expected " +
+                          std::to_string(sa->peer_mid) + ")", now_ms);
       return;
     }
   } else if (!sa->pending || h->message_id != sa->pending->mid) {
-    ++stats_.dropped;
+    dropped(remote, "a response (message ID " + std::to_string(h->message_id) + ") to no request of ours", now_ms);
     return;
   }
   auto m = open_sk(data, *sa->ciphers.in);
   if (!m) {
-    ++stats_.dropped;  // an ICV failure is dropped silently (2.21)
+    // Not answered (2.21); logged at most once a second.
+    dropped(remote, std::string(exchange_name(h->exchange)) + ": " + m.error().message, now_ms);
     return;
   }
   // Authenticated: follow the peer's address and port (a NAT's mapping).
@@ -2151,13 +2175,12 @@ void Engine::on_datagram(const Endpoint& local, const Endpoint& remote, std::spa
       } else if (h->response() && sa->initiator && sa->state == IkeState::auth_sent) {
         on_auth_response(*sa, m.value(), now_ms);
       } else {
-        ++stats_.dropped;
+        dropped(remote, std::string("IKE_AUTH in state ") + state_name(sa->state), now_ms);
       }
       break;
     case ExchangeType::informational:
       if (sa->state != IkeState::established && sa->state != IkeState::deleting) {
-        ++stats_.dropped;  // INFORMATIONAL before IKE_AUTH completed
-        log("INFORMATIONAL from " + remote.to_string() + " before the IKE SA is authenticated: dropped");
+        dropped(remote, "INFORMATIONAL before the IKE SA is authenticated", now_ms);
       } else if (!h->response()) {
         on_informational_request(*sa, m.value());
       } else {
@@ -2170,11 +2193,11 @@ void Engine::on_datagram(const Endpoint& local, const Endpoint& remote, std::spa
       } else if (h->response() && sa->creating && sa->state == IkeState::established) {
         on_create_child_response(*sa, m.value(), now_ms);
       } else {
-        ++stats_.dropped;
+        dropped(remote, std::string("CREATE_CHILD_SA in state ") + state_name(sa->state), now_ms);
       }
       break;
     default:
-      ++stats_.dropped;
+      dropped(remote, "exchange type " + std::to_string(static_cast<unsigned>(h->exchange)) + " on an IKE SA", now_ms);
       break;
   }
   kick(*sa, now_ms);

@@ -225,7 +225,11 @@ class Engine {
   void established(IkeSa& sa, const Identity& peer, std::uint64_t now_ms);  // IKE_AUTH done, either role
   Result<void> send_liveness(IkeSa& sa, std::uint64_t now_ms);
   void dpd(IkeSa& sa, std::uint64_t now_ms);
-  void nat_keepalive(IkeSa& sa, std::uint64_t now_ms);  // behind a NAT: 0xFF on UDP 4500 every nat_keepalive_s  // a liveness check after dpd_s without word from the peer  // Delete out if established, else gone now
+  void nat_keepalive(IkeSa& sa, std::uint64_t now_ms);
+  // A datagram dropped: counted, and logged at most once a second.
+  void dropped(const Endpoint& from, const std::string& why, std::uint64_t now_ms);
+  std::uint64_t drop_log_ms_ = 0;
+  std::uint64_t drops_unlogged_ = 0;  // behind a NAT: 0xFF on UDP 4500 every nat_keepalive_s  // a liveness check after dpd_s without word from the peer  // Delete out if established, else gone now
   Result<void> start_one(const Connection& c, std::uint64_t now_ms);
   Result<void> install_trap(const Connection& c);
   void remove_trap(const std::string& connection);

@@ -353,6 +353,7 @@ TEST(EngineAdversarial, InformationalBeforeIkeAuthIsDropped) {
   p.b->on_datagram(auth->to, auth->from, tampered, p.now);
   EXPECT_EQ(p.b->stats().dropped, dropped0 + 2);
   EXPECT_TRUE(p.wb.out.empty());  // no answer to either
+  EXPECT_TRUE(logged(p.log_b, "dropped a datagram from 192.0.2.1:")) << p.logs();
   ASSERT_EQ(p.b->ike_sas().size(), 1u);
   EXPECT_EQ(p.b->ike_sas()[0].state, IkeState::init_done);
 
@@ -361,6 +362,25 @@ TEST(EngineAdversarial, InformationalBeforeIkeAuthIsDropped) {
   p.pump();
   EXPECT_TRUE(established(*p.a)) << p.logs();
   EXPECT_TRUE(established(*p.b)) << p.logs();
+}
+
+// A flood of garbage is counted in full and logged once a second.
+TEST(EngineAdversarial, DropsAreLoggedAtMostOnceASecond) {
+  Pair p;
+  const Endpoint to{ip("192.0.2.2"), 500}, from{ip("203.0.113.9"), 500};
+  const Bytes junk(10, 0x5a);  // shorter than an IKE header
+  for (int i = 0; i < 100; ++i) p.b->on_datagram(to, from, junk, p.now);
+  EXPECT_EQ(p.b->stats().dropped, 100u);
+  auto lines = [&] {
+    return std::count_if(p.log_b.begin(), p.log_b.end(),
+                         [](const std::string& l) { return l.find("dropped a datagram from 203.0.113.9") != std::string::npos; });
+  };
+  EXPECT_EQ(lines(), 1) << p.logs();
+  p.now += 1000;
+  p.b->on_datagram(to, from, junk, p.now);
+  EXPECT_EQ(lines(), 2) << p.logs();
+  EXPECT_TRUE(logged(p.log_b, "(and 99 more in the last second, not logged)")) << p.logs();
+  EXPECT_TRUE(p.wb.out.empty());
 }
 
 }  // namespace
