@@ -364,6 +364,48 @@ TEST(EngineAdversarial, InformationalBeforeIkeAuthIsDropped) {
   EXPECT_TRUE(established(*p.b)) << p.logs();
 }
 
+// Every ID type of the issue (RFC 7296 3.5) on both sides: IPv4, IPv6,
+// FQDN, RFC822, and none configured (our address as ID_IPV4_ADDR).
+TEST(EngineIds, EveryIdTypeBothWays) {
+  struct Case {
+    const char* a_id;
+    const char* b_id;
+    Identity::Type want_a;  // what B sees of A
+  };
+  const Case cases[] = {
+      {"192.0.2.1", "192.0.2.2", Identity::Type::ipv4},
+      {"2001:db8::a", "2001:db8::b", Identity::Type::ipv6},
+      {"fqdn:a.example", "fqdn:b.example", Identity::Type::fqdn},
+      {"alice@a.example", "bob@b.example", Identity::Type::rfc822},
+      {"", "", Identity::Type::ipv4},  // none: the address
+  };
+  for (const Case& c : cases) {
+    Connection ca = site(true), cb = site(false);
+    ca.local_id = *Identity::parse(c.a_id);
+    cb.remote_id = *Identity::parse(c.a_id);
+    cb.local_id = *Identity::parse(c.b_id);
+    ca.remote_id = *Identity::parse(c.b_id);
+    Pair p(config(ca), config(cb));
+    ASSERT_TRUE(p.a->initiate("to-b", p.now));
+    p.pump();
+    ASSERT_TRUE(established(*p.a)) << c.a_id << "\n" << p.logs();
+    ASSERT_TRUE(established(*p.b)) << c.a_id << "\n" << p.logs();
+    const Identity seen = p.b->ike_sas()[0].peer_id;
+    EXPECT_EQ(seen.type, c.want_a) << c.a_id;
+    if (*c.a_id != 0) EXPECT_EQ(seen, *Identity::parse(c.a_id)) << c.a_id;
+    else EXPECT_EQ(seen.value, "192.0.2.1");
+  }
+  // The same text as another type is another identity: refused.
+  Connection ca = site(true), cb = site(false);
+  ca.local_id = *Identity::parse("alice@a.example");
+  cb.remote_id = Identity{Identity::Type::fqdn, "alice@a.example"};
+  Pair p(config(ca), config(cb));
+  ASSERT_TRUE(p.a->initiate("to-b", p.now));
+  p.pump();
+  EXPECT_FALSE(established(*p.b)) << p.logs();
+  EXPECT_TRUE(p.bb.installed.empty());
+}
+
 // A flood of garbage is counted in full and logged once a second.
 TEST(EngineAdversarial, DropsAreLoggedAtMostOnceASecond) {
   Pair p;
