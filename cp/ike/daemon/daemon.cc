@@ -374,6 +374,7 @@ std::string control_answer(Control& ctl, std::string_view line, std::uint64_t no
       << "\nike_established " << s.ike_established << "\nchild_installed " << s.child_installed
       << "\nchild_removed " << s.child_removed << "\nchild_rekeyed " << s.child_rekeyed << "\nike_rekeyed "
       << s.ike_rekeyed << "\nrekey_collisions " << s.rekey_collisions << "\nexpired " << s.expired
+      << "\nts_unacceptable " << s.ts_unacceptable << "\nmode_refused " << s.mode_refused
       << "\ntimeouts " << s.timeouts << "\nkeepalives_sent " << s.keepalives_sent << "\nhalf_open " << e.half_open()
       << "\n";
     return o.str();

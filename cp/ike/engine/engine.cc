@@ -654,26 +654,35 @@ void Engine::on_auth_response(IkeSa& sa, const Message& m, std::uint64_t now_ms)
     log(sa.conn->name + ": no Child SA in the IKE_AUTH response");
     return;
   }
+  // The responder has installed the Child SA it answered with: one we
+  // cannot accept is deleted at once (RFC 7296 1.3.1: "the initiator MUST
+  // delete the SA"), the IKE SA stays.
+  auto refuse = [&](const std::string& why) {
+    log(sa.conn->name + ": " + why + "; deleting the Child SA");
+    sa.delete_queue.push_back(sa.child_spi_in);
+  };
   auto choice = accept_esp_reply(sa.conn->esp, *sap);
   if (!choice) {
-    log(sa.conn->name + ": " + choice.error().message);
+    refuse(choice.error().message);
     return;
   }
   auto got_i = ts_from_payload(*tsi), got_r = ts_from_payload(*tsr);
   if (!within(got_i, sa.child_local_ts) || !within(got_r, sa.child_remote_ts)) {
     ++stats_.ts_unacceptable;
-    log(sa.conn->name + ": the responder's traffic selectors are not within ours");
+    refuse("the responder's traffic selectors are not within ours");
     return;
   }
   const bool transport = find_notify(m, NotifyType::use_transport_mode) != nullptr;
   if ((sa.conn->mode == Mode::transport) != transport) {
-    log(sa.conn->name + ": the responder did not agree to the mode");
+    ++stats_.mode_refused;
+    refuse(std::string("the responder chose ") + (transport ? "transport" : "tunnel") + " mode, we want " +
+           (sa.conn->mode == Mode::transport ? "transport" : "tunnel"));
     return;
   }
   if (auto r = install_child(sa, *choice, sa.child_spi_in, sa.conn->mode, got_i, got_r, now_ms,
                              ChildKeying{{}, sa.ni, sa.nr, true, {}});
       !r) {
-    log(sa.conn->name + ": Child SA not installed: " + r.error().message);
+    refuse("Child SA not installed: " + r.error().message);
   }
 }
 
@@ -895,6 +904,7 @@ void Engine::on_auth_request(IkeSa& sa, const Message& m, std::uint64_t now_ms) 
       child_error(NotifyType::ts_unacceptable, "traffic selectors do not overlap ours");
     } else if (conn->mode == Mode::transport && !want_transport) {
       ++stats_.no_proposal_sent;
+      ++stats_.mode_refused;
       child_error(NotifyType::no_proposal_chosen, "transport mode required");
     } else {
       const Mode mode = want_transport && conn->mode == Mode::transport ? Mode::transport : Mode::tunnel;
@@ -1392,6 +1402,7 @@ void Engine::on_create_child_request(IkeSa& sa, const Message& m, std::uint64_t 
   const bool want_transport = find_notify(m, NotifyType::use_transport_mode) != nullptr;
   if (conn->mode == Mode::transport && !want_transport) {
     ++stats_.no_proposal_sent;
+    ++stats_.mode_refused;
     refuse(NotifyType::no_proposal_chosen, "transport mode required");
     return;
   }
@@ -1652,6 +1663,7 @@ void Engine::on_child_created(IkeSa& sa, Creating& c, const Message& m, std::uin
     return;
   }
   if ((c.mode == Mode::transport) != (find_notify(m, NotifyType::use_transport_mode) != nullptr)) {
+    ++stats_.mode_refused;
     fail("the responder did not agree to the mode");
     return;
   }

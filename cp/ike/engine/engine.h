@@ -101,6 +101,7 @@ struct EngineStats {
   std::uint64_t timeouts = 0;           // IKE SAs given up after the last retransmission
   std::uint64_t keepalives_sent = 0;    // NAT keepalives (RFC 3948)
   std::uint64_t ts_unacceptable = 0;
+  std::uint64_t mode_refused = 0;      // Child SAs refused for tunnel/transport mode, either role
   std::uint64_t child_rekeyed = 0, ike_rekeyed = 0;  // rekeys completed, either role
   std::uint64_t rekey_collisions = 0;  // simultaneous rekeys resolved (2.8.1, 2.8.2)
   std::uint64_t expired = 0;           // SAs deleted at their hard lifetime

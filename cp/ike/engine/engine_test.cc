@@ -793,6 +793,109 @@ TEST(Engine, AdditionalChildSa) {
   EXPECT_EQ(policies_removed(p.bb), 4u);
 }
 
+// ---------------------------------------------------------------- transport mode
+
+// Host-to-host: the selectors are the two gateways' own addresses.
+Connection host(bool a, Mode mode) {
+  Connection c = site(a);
+  c.mode = mode;
+  c.local_ts = {ts(a ? "192.0.2.1/32" : "192.0.2.2/32")};
+  c.remote_ts = {ts(a ? "192.0.2.2/32" : "192.0.2.1/32")};
+  return c;
+}
+
+void expect_mode(const MockBackend& b, std::size_t i, Mode m) {
+  ASSERT_LT(i, b.installed.size());
+  EXPECT_EQ(b.installed[i].inbound.mode, m);
+  EXPECT_EQ(b.installed[i].outbound.mode, m);
+}
+
+// Both ends want transport mode (USE_TRANSPORT_MODE, RFC 7296 1.3.1): the
+// first Child SA, a further one and rekeys are all transport mode SAs.
+TEST(Engine, TransportModeWhenBothWantIt) {
+  Pair p(config(host(true, Mode::transport)), config(host(false, Mode::transport)));
+  up(p);
+  expect_children_match(p);
+  expect_mode(p.ba, 0, Mode::transport);
+  expect_mode(p.bb, 0, Mode::transport);
+  ASSERT_EQ(p.a->ike_sas()[0].children.size(), 1u);
+  EXPECT_EQ(p.a->ike_sas()[0].children[0].mode, Mode::transport);
+  EXPECT_EQ(p.b->ike_sas()[0].children[0].mode, Mode::transport);
+  EXPECT_EQ(p.ba.installed[0].policies.size(), 2u);
+  // A further Child SA and a rekey from either side keep the mode.
+  ASSERT_TRUE(p.a->create_child("to-b", p.now));
+  p.pump();
+  ASSERT_EQ(p.bb.installed.size(), 2u) << p.logs();
+  expect_pair(p.ba.installed[1], p.bb.installed[1]);
+  expect_mode(p.ba, 1, Mode::transport);
+  expect_mode(p.bb, 1, Mode::transport);
+  ASSERT_TRUE(p.b->rekey("to-a", false, p.now));
+  p.pump();
+  ASSERT_EQ(p.ba.installed.size(), 3u) << p.logs();
+  expect_pair(p.ba.installed[2], p.bb.installed[2]);
+  expect_mode(p.ba, 2, Mode::transport);
+  expect_mode(p.bb, 2, Mode::transport);
+  ASSERT_TRUE(p.a->rekey("to-b", false, p.now));
+  p.pump();
+  ASSERT_EQ(p.ba.installed.size(), 4u) << p.logs();
+  expect_mode(p.ba, 3, Mode::transport);
+  expect_mode(p.bb, 3, Mode::transport);
+  EXPECT_EQ(p.ba.live(), 2u);
+  EXPECT_EQ(p.bb.live(), 2u);
+  EXPECT_EQ(p.a->stats().mode_refused + p.b->stats().mode_refused, 0u);
+  // Tunnel mode stays the default: the same hosts in tunnel mode give tunnel SAs.
+  Pair t(config(host(true, Mode::tunnel)), config(host(false, Mode::tunnel)));
+  up(t);
+  expect_mode(t.ba, 0, Mode::tunnel);
+  expect_mode(t.bb, 0, Mode::tunnel);
+}
+
+// The initiator asks for transport mode, the responder wants tunnel mode:
+// the responder declines by answering without USE_TRANSPORT_MODE and
+// installs a tunnel mode SA (1.3.1); the initiator, which must not accept
+// it, installs nothing and deletes it; the IKE SA stays.
+TEST(Engine, TransportRequestedTunnelAnsweredIsDeleted) {
+  Pair p(config(host(true, Mode::transport)), config(host(false, Mode::tunnel)));
+  up(p);
+  EXPECT_EQ(p.ba.installed.size(), 0u) << p.logs();
+  ASSERT_EQ(p.bb.installed.size(), 1u) << p.logs();
+  expect_mode(p.bb, 0, Mode::tunnel);
+  EXPECT_EQ(p.bb.live(), 0u) << "A's Delete removes B's tunnel mode SA\n" << p.logs();
+  EXPECT_EQ(p.a->stats().mode_refused, 1u);
+  EXPECT_TRUE(log_has(p.log_a, "the responder chose tunnel mode, we want transport")) << p.logs();
+  EXPECT_TRUE(established(*p.a));
+  EXPECT_TRUE(established(*p.b));
+  EXPECT_TRUE(p.a->ike_sas()[0].children.empty());
+  EXPECT_TRUE(p.b->ike_sas()[0].children.empty());
+  // A further Child SA asked for later meets the same answer.
+  ASSERT_TRUE(p.a->create_child("to-b", p.now));
+  p.pump();
+  EXPECT_EQ(p.ba.installed.size(), 0u);
+  EXPECT_EQ(p.bb.live(), 0u) << p.logs();
+  EXPECT_EQ(p.a->stats().mode_refused, 2u);
+  EXPECT_TRUE(established(*p.a));
+}
+
+// The initiator wants tunnel mode, the responder insists on transport: the
+// responder refuses the Child SA with NO_PROPOSAL_CHOSEN, nothing is
+// installed on either side, the IKE SA stays.
+TEST(Engine, TunnelRequestedFromATransportOnlyResponderIsRefused) {
+  Pair p(config(host(true, Mode::tunnel)), config(host(false, Mode::transport)));
+  up(p);
+  EXPECT_EQ(p.ba.installed.size(), 0u) << p.logs();
+  EXPECT_EQ(p.bb.installed.size(), 0u) << p.logs();
+  EXPECT_EQ(p.b->stats().mode_refused, 1u);
+  EXPECT_TRUE(log_has(p.log_b, "transport mode required")) << p.logs();
+  EXPECT_TRUE(log_has(p.log_a, "NO_PROPOSAL_CHOSEN")) << p.logs();
+  EXPECT_TRUE(established(*p.a));
+  EXPECT_TRUE(established(*p.b));
+  ASSERT_TRUE(p.a->create_child("to-b", p.now));
+  p.pump();
+  EXPECT_EQ(p.ba.installed.size(), 0u);
+  EXPECT_EQ(p.bb.installed.size(), 0u);
+  EXPECT_EQ(p.b->stats().mode_refused, 2u);
+}
+
 TEST(Engine, IkeSaRekeyEitherSide) {
   for (bool a_rekeys : {true, false}) {
     SCOPED_TRACE(a_rekeys ? "A rekeys" : "B rekeys");
