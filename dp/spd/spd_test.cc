@@ -513,7 +513,8 @@ TEST(CutTree, DifferentialOnSetsThatCut) {
     const CutForest* f = (*trees)->forest(c.fam);
     ASSERT_NE(f, nullptr);
     if (c.n >= 600) {
-      EXPECT_GE(f->max_depth(), 3u) << "the set must make the trees cut (n=" << c.n << ", " << (c.fam == Family::ipv4 ? "IPv4" : "IPv6") << ")";
+      EXPECT_GE(f->max_depth(), 3u) << "the set must make the trees cut (n=" << c.n << ", "
+                                    << (c.fam == Family::ipv4 ? "IPv4" : "IPv6") << ")";
       EXPECT_GE(f->tree_count(), 3u);  // the subsets of wide and narrow addresses
       EXPECT_LE(f->tree_count(), 4u);
     }

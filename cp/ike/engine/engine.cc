@@ -675,8 +675,8 @@ void Engine::on_auth_response(IkeSa& sa, const Message& m, std::uint64_t now_ms)
   const bool transport = find_notify(m, NotifyType::use_transport_mode) != nullptr;
   if ((sa.conn->mode == Mode::transport) != transport) {
     ++stats_.mode_refused;
-    refuse(std::string("the responder chose ") + (transport ? "transport" : "tunnel") + " mode, we want " +
-           (sa.conn->mode == Mode::transport ? "transport" : "tunnel"));
+    refuse(std::string("the responder chose ") + mode_name(transport ? Mode::transport : Mode::tunnel) +
+           " mode, we want " + mode_name(sa.conn->mode));
     return;
   }
   if (auto r = install_child(sa, *choice, sa.child_spi_in, sa.conn->mode, got_i, got_r, now_ms,
