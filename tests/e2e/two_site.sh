@@ -21,6 +21,12 @@
 #   ts_up RUN_DIR CYGNET_DP [CONFIG]   CONFIG: a cygnet-dp config file, or
 #                                      "default" for the embedded one
 #   ts_guest 'commands'                run commands in the kernel peer
+#   ts_guest_daemons [noencap]         echo/sink servers in the kernel peer
+#   ts_guest_charon_start              strongSwan's charon inside the kernel
+#                                      peer (kernel-netlink: the guest's XFRM
+#                                      does the ESP); files in RUN_DIR/uml/charon
+#   ts_guest_swanctl ARGS...           swanctl against that charon
+#   ts_guest_xfrm                      the kernel peer's SAs with counters, no keys
 #   ts_lan CMD...                      run a command in the protected host's namespace
 #   ts_ctl ARGS...                     cygnetctl against this cygnet-dp
 #   ts_down                            stop everything (safe in an EXIT trap)
@@ -180,17 +186,21 @@ ts_guest() { uml_sh "$1" "${2:-60}"; }
 
 # In the kernel peer: a UDP socket marked UDP_ENCAP_ESPINUDP on port 4500
 # (the kernel decapsulates ESP-in-UDP only on such a socket, which an IKE
-# daemon would open), a TCP echo server on 10.2.0.1:5001 (echoes all it got
-# once the client shuts down its side), a TCP sink on :5003 (answers the
-# byte count) and a UDP echo server on :5002. Returns once they listen
-# (processes start slowly under UML). Only RUN/uml is shared with the guest.
+# daemon would open; "noencap" leaves it out, for when one runs there), a
+# TCP echo server on 10.2.0.1:5001 (echoes all it got once the client shuts
+# down its side), a TCP sink on :5003 (answers the byte count) and a UDP
+# echo server on :5002. Returns once they listen (processes start slowly
+# under UML). Only RUN/uml is shared with the guest.
 ts_guest_daemons() {
+  local encap=1
+  [ "${1:-}" = noencap ] && encap=0
   cat >"$TS_RUN/uml/guest-daemons.py" <<'EOF'
 import os, socket, sys, threading
 run = sys.argv[1]
-e = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-e.bind(("0.0.0.0", 4500))
-e.setsockopt(socket.IPPROTO_UDP, 100, 2)  # UDP_ENCAP = 100, UDP_ENCAP_ESPINUDP = 2
+if sys.argv[2] == "1":
+    e = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    e.bind(("0.0.0.0", 4500))
+    e.setsockopt(socket.IPPROTO_UDP, 100, 2)  # UDP_ENCAP = 100, UDP_ENCAP_ESPINUDP = 2
 def listener(port):
     t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     t.bind(("10.2.0.1", port)); t.listen(64); return t
@@ -224,10 +234,53 @@ open(os.path.join(run, "guest-daemons.ready"), "w").close()
 threading.Event().wait()
 EOF
   rm -f "$TS_RUN/uml/guest-daemons.ready"
-  ts_guest "setsid python3 $TS_RUN/uml/guest-daemons.py $TS_RUN/uml >$TS_RUN/uml/guest-daemons.log 2>&1 &" >/dev/null
+  ts_guest "setsid python3 $TS_RUN/uml/guest-daemons.py $TS_RUN/uml $encap >$TS_RUN/uml/guest-daemons.log 2>&1 &" >/dev/null
   for _ in $(seq 1 100); do [ -e "$TS_RUN/uml/guest-daemons.ready" ] && return 0; sleep 0.2; done
   cat "$TS_RUN/uml/guest-daemons.log" >&2
   return 1
+}
+# strongSwan's charon as site B's IKE daemon, inside the kernel peer, with
+# kernel-netlink and without kernel-libipsec: the negotiated SAs and
+# policies go into the guest kernel's XFRM, which does the ESP. Its files
+# (strongswan.conf, swanctl/, charon.log, charon.out) are in
+# RUN_DIR/uml/charon, shared with the guest; the vici socket is in the
+# guest's own /run (a unix socket on hostfs would not connect). The guest
+# PID is kept in charon.gpid for ts_guest_charon_stop. Start-up takes about
+# 5 s under UML. Load connections with ts_guest_swanctl --load-all (files
+# written with ss_write_conn "$TS_CHARON_DIR" ...).
+TS_CHARON_URI=unix:///run/charon.vici
+ts_guest_charon_start() {
+  TS_CHARON_DIR=$TS_RUN/uml/charon
+  SS_VICI_URI=$TS_CHARON_URI SS_PLUGINS=${TS_CHARON_PLUGINS:-random nonce openssl aes sha1 sha2 hmac gcm curve25519 kdf kernel-netlink socket-default vici} \
+    ss_write_charon_conf "$TS_CHARON_DIR" || return 1
+  ts_guest "setsid env STRONGSWAN_CONF=$TS_CHARON_DIR/strongswan.conf $SS_CHARON \
+      </dev/null >>$TS_CHARON_DIR/charon.out 2>&1 &
+    echo \$! >$TS_CHARON_DIR/charon.gpid
+    for i in \$(seq 300); do
+      $SS_SWANCTL --stats --uri $TS_CHARON_URI >/dev/null 2>&1 && exit 0
+      kill -0 \$(cat $TS_CHARON_DIR/charon.gpid) 2>/dev/null || break
+      sleep 0.2
+    done
+    echo 'charon in the kernel peer did not start:'; tail -5 $TS_CHARON_DIR/charon.out $TS_CHARON_DIR/charon.log
+    exit 1" 90
+}
+ts_guest_swanctl() {
+  local a q=""
+  for a in "$@"; do q+=" $(printf '%q' "$a")"; done
+  ts_guest "STRONGSWAN_CONF=$TS_CHARON_DIR/strongswan.conf $SS_SWANCTL$q --uri $TS_CHARON_URI" "${TS_SWANCTL_TIMEOUT:-60}"
+}
+ts_guest_charon_stop() {
+  [ -n "${TS_CHARON_DIR:-}" ] && [ -s "$TS_CHARON_DIR/charon.gpid" ] || return 0
+  ts_guest "p=\$(cat $TS_CHARON_DIR/charon.gpid); kill -TERM \$p 2>/dev/null || exit 0
+    for i in \$(seq 50); do kill -0 \$p 2>/dev/null || exit 0; sleep 0.1; done; kill -KILL \$p" 20 >/dev/null
+  rm -f "$TS_CHARON_DIR/charon.gpid"
+}
+
+# The kernel peer's SAs (ip -s xfrm state) with their counters: address,
+# SPI and counter lines only, never a key ("ip xfrm state" prints them).
+ts_guest_xfrm() {
+  ts_guest "ip -s xfrm state" | grep -vE '^[[:space:]]*(aead|enc|auth|auth-trunc|comp) ' |
+    grep -E '^src|spi|[0-9]+\(bytes\)'
 }
 ts_lan() { ip netns exec "$TS_NS_LAN" "$@"; }
 ts_host() { ip netns exec "$TS_NS_HOST" "$@"; }  # the gateway's own kernel (behind the exception port)
@@ -249,6 +302,7 @@ ts_stop_dp() {
 }
 
 ts_down() {
+  ts_guest_charon_stop 2>/dev/null
   uml_stop 2>/dev/null
   [ -n "$TS_RUN" ] && [ -d "$TS_RUN/charon" ] && ss_charon_stop "$TS_RUN/charon" 2>/dev/null
   if [ -n "$TS_DP_PID" ]; then
