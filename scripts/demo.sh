@@ -83,7 +83,9 @@ stop_ike() {  # SIGTERM: cygnet-ike deletes its IKE SAs and takes its SAs out of
   wait "$IKE_PID" 2>/dev/null || true
   IKE_PID=""
 }
-trap 'stop_ike; ts_down; rm -rf "$RUN"' EXIT
+# set +e: one step of the teardown that fails (a process already gone) must
+# not skip the rest.
+trap 'set +e; stop_ike; ts_down; rm -rf "$RUN"' EXIT
 dp_sa_count() { ts_ctl --json sa list 2>/dev/null | /usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin)))' 2>/dev/null; }
 
 mask=$(umask)

@@ -306,6 +306,10 @@ ts_stop_dp() {
 }
 
 ts_down() {
+  # Under a caller's set -e, one step that fails (a process gone already)
+  # must not skip the rest.
+  local opts=$-
+  set +e
   ts_guest_charon_stop 2>/dev/null
   uml_stop 2>/dev/null
   [ -n "$TS_RUN" ] && [ -d "$TS_RUN/charon" ] && ss_charon_stop "$TS_RUN/charon" 2>/dev/null
@@ -325,6 +329,7 @@ ts_down() {
   for ns in "$TS_NS_DP" "$TS_NS_LAN" "$TS_NS_WAN" "$TS_NS_HOST"; do
     ip netns list 2>/dev/null | grep -qw "$ns" && ip netns del "$ns"
   done
+  case $opts in *e*) set -e ;; esac
   return 0
 }
 
