@@ -79,7 +79,7 @@ RUN=$(mktemp -d /tmp/cygnet-demo.XXXXXX)
 IKE_PID=""
 stop_ike() {  # SIGTERM: cygnet-ike deletes its IKE SAs and takes its SAs out of cygnet-dp
   [ -n "$IKE_PID" ] || return 0
-  kill -TERM "$IKE_PID" 2>/dev/null
+  kill -TERM "$IKE_PID" 2>/dev/null || true
   wait "$IKE_PID" 2>/dev/null || true
   IKE_PID=""
 }
