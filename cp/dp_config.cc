@@ -822,6 +822,13 @@ dataplane = {
     { ip = "10.1.0.2";  mac = "02:00:00:00:01:02"; port = "lan"; }
   );
 
+  # The gateway's own traffic (IKE on UDP 500 and 4500, and what an
+  # inbound bypass policy lets through to its addresses) goes to the host
+  # kernel through this tap, so cygnet-ike can use ordinary sockets. The demo
+  # moves "cyg-host" into the gateway's own namespace, which holds
+  # 192.0.2.1 and 10.1.0.1.
+  exception = "net_tap0,iface=cyg-host";
+
   cores = { main = 0; workers = [ 1 ]; };
   shm = "default";
 };

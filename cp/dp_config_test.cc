@@ -633,6 +633,7 @@ TEST(DpConfig, DefaultConfigLoadsAndMatchesTheDemoFile) {
   EXPECT_EQ(r->worker_cores.size(), 1u);
   EXPECT_FALSE(r->neighbours.empty());
   EXPECT_TRUE(r->statics.sas.empty()) << "no well-known keys in a default";
+  EXPECT_EQ(r->exception_port, "net_tap0,iface=cyg-host");  // cygnet-ike reaches the wire through it
 
   const std::string file = std::string(CYGNET_CONF_DIR) + "/dp-demo.conf";
   auto on_disk = read_all(file);

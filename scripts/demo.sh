@@ -5,8 +5,8 @@
 #
 # Installs what is missing (apt-get), builds, reserves hugepages, makes a
 # two-site topology in network namespaces and runs
-#   site A: cygnet-dp (the embedded default config's ports, routes and
-#           neighbours, plus an exception port for the gateway's own
+#   site A: cygnet-dp (the embedded default config: ports, routes,
+#           neighbours and an exception port for the gateway's own
 #           traffic) and cygnet-ike, which negotiates with site B through
 #           that exception port and pushes the Child SAs and their policies
 #           into cygnet-dp over shm;
@@ -111,17 +111,21 @@ if [ "$keys" = manual ]; then
   ts_ctl policy add --dir out --src 10.1.0.0/24 --dst 10.2.0.0/16 --action protect --reqid 1 --priority 100
   ts_ctl policy add --dir in --src 10.2.0.0/16 --dst 10.1.0.0/24 --action protect --reqid 1 --priority 100
 else
-  # The embedded default config has no exception port, and cygnet-ike's IKE
-  # must reach the wire through one: the same config (conf/dp-demo.conf is
-  # it byte for byte) with an exception tap added. ts_up moves the tap into
-  # the gateway's own kernel namespace, which holds 192.0.2.1.
-  [ "$(grep -c '^};$' "$repo/conf/dp-demo.conf")" = 1 ] ||
-    { echo "demo: conf/dp-demo.conf no longer ends its dataplane group with one '};' line" >&2; exit 1; }
-  sed -e "s|^};\$|  # Added by scripts/demo.sh: the gateway's own traffic (IKE) to its kernel.\\n  exception = \"net_tap0,iface=cyg-host\";\\n};|" \
-    -e "s|^\\( *shm = \\)\"default\";|\\1\"$shm\";|" "$repo/conf/dp-demo.conf" >"$RUN/dp.conf"
-  echo "== topology: site A = cygnet-dp (the default config + an exception port) and cygnet-ike,"
+  # The embedded default config has an exception port (a tap): cygnet-ike's
+  # IKE reaches the wire through it. ts_up moves the tap into the gateway's
+  # own kernel namespace, which holds 192.0.2.1. With CYGNET_DEMO_SHM (the
+  # test's own instance) the same text is run from a file with only the shm
+  # name changed (conf/dp-demo.conf is the embedded config byte for byte).
+  echo "== topology: site A = cygnet-dp (embedded default config) and cygnet-ike,"
   echo "   site B = Linux $(/usr/bin/linux.uml --version) in user-mode-linux with strongSwan's charon inside"
-  ts_up "$RUN" "$dp_bin" "$RUN/dp.conf"
+  if [ "$shm" = default ]; then
+    ts_up "$RUN" "$dp_bin" default
+  else
+    grep -q '^  shm = "default";$' "$repo/conf/dp-demo.conf" ||
+      { echo "demo: conf/dp-demo.conf no longer has the line '  shm = \"default\";'" >&2; exit 1; }
+    sed -e "s|^  shm = \"default\";\$|  shm = \"$shm\";|" "$repo/conf/dp-demo.conf" >"$RUN/dp.conf"
+    ts_up "$RUN" "$dp_bin" "$RUN/dp.conf"
+  fi
   ts_guest_daemons noencap
   t0=$SECONDS
   ts_guest_charon_start
