@@ -277,6 +277,16 @@ bool build_family(const char* family, const FieldLayout& layout, const std::vect
     rte_acl_ctx* ctx = build_context<Rule>(family, layout, all, indexes, first, count, opt, err);
     if (ctx == nullptr) return false;
     out.push_back(ctx);
+    if (opt.classify_alg != 0) {
+      const int rc = rte_acl_set_ctx_classify(ctx, static_cast<enum rte_acl_classify_alg>(opt.classify_alg));
+      if (rc != 0) {
+        if (err) {
+          *err = std::string("rte_acl classify method ") + std::to_string(opt.classify_alg) +
+                 " is not available here: " + errno_text(-rc);
+        }
+        return false;
+      }
+    }
   }
   return true;
 }
@@ -312,7 +322,7 @@ bool eal_init_for_bench(std::string* err) {
   // compatible with --in-memory": --no-huge implies legacy memory);
   // --no-shconf alone keeps EAL from creating shared config files.
   args = {"cygnet-bench", "--no-huge",      "-m", "2048", "--no-pci", "--no-shconf",
-          "--no-telemetry", "-l",          lcore, "--log-level=lib.eal:error"};
+          "--no-telemetry", "-l",          lcore, "--log-level=lib.eal:error", "--force-max-simd-bitwidth=512"};
   argv.clear();
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

@@ -64,6 +64,11 @@ class AclSpd {
     // the result fits; 0 would make it always split as much as it can, which
     // makes lookups slower.
     std::size_t max_runtime_bytes = kMaxRuntimeBytes;
+    // rte_acl's classify method (enum rte_acl_classify_alg): 0 keeps the
+    // one rte_acl picks for the CPU and EAL's SIMD width; another value is
+    // set with rte_acl_set_ctx_classify, and the build fails if this CPU
+    // or EAL cannot run it.
+    int classify_alg = 0;
   };
 
   // rules: the policies of one direction in the order they must be tried;

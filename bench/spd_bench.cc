@@ -1,7 +1,8 @@
 // SPD lookup cost per packet (issue 4), all in one run:
 //
 //   BM_Linear/<shape>/<policies>       the linear reference (Selector::matches loop)
-//   BM_Classifier/<shape>/<policies>   our tuple-space classifier: the flow-cache miss path
+//   BM_Classifier/<shape>/<policies>   our classifier (cut trees): the flow-cache miss path
+//   BM_ClassifierBurst/<shape>/<policies>  the same through lookup_burst, bursts of 32
 //   BM_Acl/<shape>/<policies>          DPDK rte_acl on the same rules (bench/acl_spd.h), bursts of 32
 //   BM_CacheHit/<policies>/<flows>     SpdLookup, every flow already cached (cache sized to hold them)
 //   BM_CachedPath/<policies>/<flows>   SpdLookup with a 64k-entry cache: hits while flows fit, misses beyond
@@ -123,7 +124,9 @@ void BM_Linear(benchmark::State& st) {
   per_packet(st, 1);
 }
 
-void BM_Classifier(benchmark::State& st) {
+// Our classifier one lookup at a time (burst 1) or through lookup_burst in
+// bursts of 32, like rte_acl.
+void classify(benchmark::State& st, unsigned burst) {
   const auto& pols = policies(static_cast<int>(st.range(0)), static_cast<std::size_t>(st.range(1)));
   auto cls = Classifier::build(pols, 0x1234567);
   if (!cls) {
@@ -131,14 +134,23 @@ void BM_Classifier(benchmark::State& st) {
     return;
   }
   const auto flows = make_flows(pols, kProbeFlows);
+  std::vector<const FlowTuple*> ptrs;
+  for (const auto& t : flows) ptrs.push_back(&t);
+  std::int32_t out[32];
   std::size_t i = 0;
   std::int64_t matched = 0;
   for (auto _ : st) {
-    const std::int32_t r = (*cls)->lookup(flows[i++ & (kProbeFlows - 1)]);
-    matched += r >= 0;
-    benchmark::DoNotOptimize(r);
+    if (burst == 1) {
+      out[0] = (*cls)->lookup(flows[i++ & (kProbeFlows - 1)]);
+      matched += out[0] >= 0;
+    } else {
+      (*cls)->lookup_burst(ptrs.data() + (i & (kProbeFlows - 1)), burst, out);
+      i += burst;
+    }
+    benchmark::DoNotOptimize(out);
   }
-  per_packet(st, 1);
+  per_packet(st, burst);
+  if (burst != 1) return;
   st.counters["groups"] = static_cast<double>((*cls)->group_count(Family::ipv4));
   if (const CutForest* f = (*cls)->forest(Family::ipv4)) {
     st.counters["trees"] = static_cast<double>(f->tree_count());
@@ -148,6 +160,8 @@ void BM_Classifier(benchmark::State& st) {
   st.counters["kib"] = static_cast<double>((*cls)->memory_bytes()) / 1024.0;
   st.counters["matched_pct"] = 100.0 * static_cast<double>(matched) / static_cast<double>(st.iterations());
 }
+void BM_Classifier(benchmark::State& st) { classify(st, 1); }
+void BM_ClassifierBurst(benchmark::State& st) { classify(st, 32); }
 
 void BM_Acl(benchmark::State& st) {
   std::string err;
@@ -156,7 +170,9 @@ void BM_Acl(benchmark::State& st) {
     return;
   }
   const auto& pols = policies(static_cast<int>(st.range(0)), static_cast<std::size_t>(st.range(1)));
-  auto acl = cygnet::bench::AclSpd::build(pols, &err);
+  cygnet::bench::AclSpd::Options opt;
+  opt.classify_alg = static_cast<int>(st.range(2));
+  auto acl = cygnet::bench::AclSpd::build(pols, opt, &err);
   if (!acl) {
     st.SkipWithError(err.c_str());
     return;
@@ -280,7 +296,18 @@ BENCHMARK(BM_BuildAcl)->Apply(build_args);
 
 BENCHMARK(BM_Linear)->Apply([](auto* b) { classifier_args(b, false); });
 BENCHMARK(BM_Classifier)->Apply([](auto* b) { classifier_args(b, true); });
-BENCHMARK(BM_Acl)->Apply([](auto* b) { classifier_args(b, true); });
+BENCHMARK(BM_ClassifierBurst)->Apply([](auto* b) { classifier_args(b, true); });
+// rte_acl with each of its x86 methods (enum rte_acl_classify_alg: 0 its own
+// pick, 2 SSE, 3 AVX2, 6 AVX-512 x16, 7 AVX-512 x32); one the CPU or EAL's
+// SIMD width cannot run is skipped with an error.
+BENCHMARK(BM_Acl)->Apply([](auto* b) {
+  for (int shape : {0, 1}) {
+    for (long n : {1L, 100L, 1000L, 10000L, 100000L}) {
+      for (long alg : {0L, 2L, 3L, 6L, 7L}) b->Args({shape, n, alg});
+    }
+  }
+  b->ArgNames({"shape", "policies", "alg"});
+});
 BENCHMARK(BM_CacheHit)->ArgsProduct({{1, 100, 1000, 10000, 100000}, {1000, 10000, 100000, 1000000}})
     ->ArgNames({"policies", "flows"});
 BENCHMARK(BM_CacheHitBurst)->ArgsProduct({{1, 100, 1000, 10000, 100000}, {1000, 10000, 100000, 1000000}})

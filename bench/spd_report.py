@@ -18,7 +18,7 @@ def main():
     med = {}
     extra = {}
     for b in run["benchmarks"]:
-        if b.get("aggregate_name") != "median":
+        if b.get("aggregate_name") != "median" or b.get("error_occurred"):
             continue
         name = b["run_name"]
         ips = b.get("items_per_second")
@@ -33,10 +33,20 @@ def main():
 
     print(f"cycles at {mhz / 1000:.3f} GHz; ns per packet (median CPU time)\n")
 
+    # rte_acl at its fastest method for each set (BM_Acl/.../alg:N).
+    algs = {0: "own pick", 2: "SSE", 3: "AVX2", 6: "AVX-512 x16", 7: "AVX-512 x32"}
+
+    def best_acl(key):
+        found = [(med[f"BM_Acl/{key}/alg:{a}"], a) for a in algs if f"BM_Acl/{key}/alg:{a}" in med]
+        if f"BM_Acl/{key}" in med:  # runs from before the methods were measured
+            found.append((med[f"BM_Acl/{key}"], 0))
+        return min(found) if found else (None, None)
+
     # Miss path: linear vs classifier vs rte_acl.
     print("#### Classifier (the flow-cache miss path)\n")
-    print("| shape | policies | linear ns | ours ns | ours cycles | trees (or tuple groups) | rte_acl ns (burst 32) | ours/rte_acl |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| shape | policies | linear ns | ours ns | ours cycles | ours burst 32 ns | trees (or tuple groups) "
+          "| rte_acl ns (burst 32, fastest method) | method | ours/rte_acl | ours burst/rte_acl |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |")
     shapes = {0: "gateway", 1: "mixed"}
     for shape in (0, 1):
         for n in (1, 100, 1000, 10000, 100000):
@@ -45,12 +55,19 @@ def main():
             if ours is None:
                 continue
             lin = med.get(f"BM_Linear/{key}")
-            acl = med.get(f"BM_Acl/{key}")
+            burst = med.get(f"BM_ClassifierBurst/{key}")
+            acl, alg = best_acl(key)
             b = extra[f"BM_Classifier/{key}"]
             groups = b["trees"] if "trees" in b else b.get("groups", 0)
             print(f"| {shapes[shape]} | {n} | {lin:.1f} |" if lin else f"| {shapes[shape]} | {n} | - |", end="")
-            print(f" {ours:.1f} | {cyc(ours):.0f} | {groups:.0f} |", end="")
-            print(f" {acl:.1f} | {ours / acl:.2f} |" if acl else " - | - |")
+            print(f" {ours:.1f} | {cyc(ours):.0f} |", end="")
+            print(f" {burst:.1f} |" if burst else " - |", end="")
+            print(f" {groups:.0f} |", end="")
+            if acl:
+                print(f" {acl:.1f} | {algs[alg]} | {ours / acl:.2f} |", end="")
+                print(f" {burst / acl:.2f} |" if burst else " - |")
+            else:
+                print(" - | - | - | - |")
 
     for fam, title in (("BM_CacheHit", "Flow cache hits, one lookup at a time (cache: 4 entries per flow)"),
                        ("BM_CacheHitBurst", "Flow cache hits, `lookup_burst` of 32 (cache: 4 entries per flow)"),

@@ -348,6 +348,33 @@ inline std::uint64_t Classifier::candidates(const FlowTuple& t, const std::vecto
   return (f.src[window(t.src, f.soff)] | f.src_all) & (f.dst[window(t.dst, f.doff)] | f.dst_all) & f.proto[t.proto];
 }
 
+void Classifier::lookup_burst(const FlowTuple* const* t, unsigned n, std::int32_t* out) const noexcept {
+  constexpr unsigned kChunk = CutForest::kChunk;
+  for (unsigned base = 0; base < n; base += kChunk) {
+    const unsigned m = n - base < kChunk ? n - base : kChunk;
+    const FlowTuple* of[2][kChunk];  // by family: IPv4, IPv6
+    unsigned at[2][kChunk];
+    unsigned count[2] = {0, 0};
+    for (unsigned j = 0; j < m; ++j) {
+      const FlowTuple* x = t[base + j];
+      const unsigned v6 = x->v6() ? 1 : 0;
+      if ((v6 ? forest6_ : forest4_) == nullptr) {
+        out[base + j] = lookup_tuples(*x);
+      } else {
+        of[v6][count[v6]] = x;
+        at[v6][count[v6]++] = base + j;
+      }
+    }
+    for (unsigned v6 = 0; v6 < 2; ++v6) {
+      if (count[v6] == 0) continue;
+      std::uint32_t best[kChunk];
+      for (unsigned k = 0; k < count[v6]; ++k) best[k] = kEmpty;
+      (v6 ? forest6_ : forest4_)->lookup_burst(of[v6], count[v6], best);
+      for (unsigned k = 0; k < count[v6]; ++k) out[at[v6][k]] = best[k] == kEmpty ? -1 : static_cast<std::int32_t>(best[k]);
+    }
+  }
+}
+
 std::int32_t Classifier::lookup_tuples(const FlowTuple& t) const noexcept {
   const bool v6 = t.v6();
   const std::vector<Group>& groups = v6 ? groups6_ : groups4_;

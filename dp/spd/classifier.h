@@ -63,6 +63,10 @@ class Classifier {
     f->lookup(t, best);
     return best == kEmpty ? -1 : static_cast<std::int32_t>(best);
   }
+  // out[i] = lookup(*t[i]) for every i < n, tuples of either family in any
+  // order: the cut trees of each family walk up to CutForest::kChunk
+  // tuples together (the flow cache's misses of one rx burst).
+  void lookup_burst(const FlowTuple* const* t, unsigned n, std::int32_t* out) const noexcept;
   // The family's cut trees, or null when it uses the tuple-space search.
   const CutForest* forest(Family f) const noexcept {
     return f == Family::ipv6 ? forest6_.get() : f == Family::ipv4 ? forest4_.get() : nullptr;

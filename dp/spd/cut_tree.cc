@@ -490,9 +490,16 @@ std::unique_ptr<CutForest> CutForest::build(std::span<const Policy> policies, Fa
     for (auto& sub : subset) {
       if (sub.empty()) continue;
       const std::uint32_t best = rules[sub[0]].index;
+      // max_depth_ is the depth of the deepest node built so far; the
+      // tree's own goes into its step count (a leaf at depth d is d steps
+      // from the root; one more covers an empty child made without build()).
+      const unsigned deepest = x->max_depth_;
+      x->max_depth_ = 0;
       const std::uint32_t root = b.build(std::move(sub), Region{}, 0);
       if (b.failed) return nullptr;
-      x->trees_.push_back(Tree{root, best});
+      const std::uint32_t steps = root & CutForest::kLeaf ? 0 : x->max_depth_ + 1;
+      x->max_depth_ = std::max(deepest, x->max_depth_);
+      x->trees_.push_back(Tree{root, best, steps});
     }
     std::sort(x->trees_.begin(), x->trees_.end(), [](const Tree& p, const Tree& q) { return p.best < q.best; });
     return x;

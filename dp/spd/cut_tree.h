@@ -59,6 +59,19 @@ class CutForest {
     }
   }
 
+  // The same for a burst: lowers best[i] for tuple t[i], i < n. The walks
+  // of up to kChunk tuples advance one level at a time together, without a
+  // branch on where each one is, so the loads of different tuples overlap
+  // (rte_acl classifies its bursts in the same spirit).
+  static constexpr unsigned kChunk = 16;
+  void lookup_burst(const FlowTuple* const* t, unsigned n, std::uint32_t* best) const noexcept {
+    if (v6_) {
+      burst_impl<true>(t, n, best);
+    } else {
+      burst_impl<false>(t, n, best);
+    }
+  }
+
   std::size_t tree_count() const noexcept { return trees_.size(); }
   std::size_t node_count() const noexcept { return nodes_.size(); }
   std::size_t memory_bytes() const noexcept;
@@ -92,13 +105,23 @@ class CutForest {
   };
   struct Tree {
     std::uint32_t root;
-    std::uint32_t best;  // smallest policy index in the tree
+    std::uint32_t best;   // smallest policy index in the tree
+    std::uint32_t steps;  // inner nodes on the longest walk from the root to a leaf
   };
 
  private:
   CutForest() = default;
   template <bool V6>
+  static constexpr unsigned kWords = V6 ? 5 : 2;  // lookup key words
+  template <bool V6>
+  static void make_key(const FlowTuple& t, std::uint64_t* key) noexcept;
+  template <bool V6>
+  std::uint32_t scan(const std::uint64_t* key, const std::uint32_t* leaf, std::uint32_t best) const noexcept;
+  std::uint32_t walk(std::uint32_t ref, const std::uint64_t* key) const noexcept;
+  template <bool V6>
   void lookup_impl(const FlowTuple& t, std::uint32_t& best) const noexcept;
+  template <bool V6>
+  void burst_impl(const FlowTuple* const* t, unsigned n, std::uint32_t* best) const noexcept;
   friend struct ForestBuilder;
 
   bool v6_ = false;
@@ -130,9 +153,7 @@ inline std::uint64_t misc_word(const FlowTuple& t) noexcept {
 }  // namespace detail
 
 template <bool V6>
-inline void CutForest::lookup_impl(const FlowTuple& t, std::uint32_t& best) const noexcept {
-  constexpr unsigned kWords = V6 ? 5 : 2;
-  std::uint64_t key[kWords];
+inline void CutForest::make_key(const FlowTuple& t, std::uint64_t* key) noexcept {
   if constexpr (V6) {
     key[0] = detail::load_be64(t.src);
     key[1] = detail::load_be64(t.src + 8);
@@ -141,30 +162,23 @@ inline void CutForest::lookup_impl(const FlowTuple& t, std::uint32_t& best) cons
   } else {
     key[0] = (detail::load_be64(t.src) & 0xffffffff00000000ull) | detail::load_be64(t.dst) >> 32;
   }
-  const std::uint64_t misc = detail::misc_word(t);
-  key[kWords - 1] = misc;
-  const std::uint32_t proto = t.proto;
+  key[kWords<V6> - 1] = detail::misc_word(t);
+}
+
+// The leaves one tuple reached, leaf[i] for tree i, scanned in the
+// trees' order: each leaf is its policies in evaluation order, then a
+// sentinel whose index ends the scan. Returns the first match if it comes
+// before `best`, else `best`.
+template <bool V6>
+inline std::uint32_t CutForest::scan(const std::uint64_t* key, const std::uint32_t* leaf,
+                                     std::uint32_t best) const noexcept {
+  const std::uint64_t misc = key[kWords<V6> - 1];
+  const std::uint32_t proto = static_cast<std::uint32_t>(misc >> 34);
   const std::uint32_t sp = static_cast<std::uint32_t>(misc >> 17) & 0x1ffff;
   const std::uint32_t dp = static_cast<std::uint32_t>(misc) & 0x1ffff;
-  const Node* nodes = nodes_.data();
-  const std::uint32_t* kids = kids_.data();
-  // The walks do not depend on each other: all of them first, so their
-  // loads overlap, then the leaves in the trees' order.
-  std::uint32_t leaf[kMaxTrees];
+  std::uint32_t b = best;
   const std::size_t ntrees = trees_.size();
   for (std::size_t i = 0; i < ntrees; ++i) {
-    std::uint32_t ref = trees_[i].root;
-    while (!(ref & kLeaf)) {
-      const Node& n = nodes[ref];
-      const std::uint32_t child = kids[n.base + (static_cast<std::uint32_t>(key[n.word] >> n.shift) & n.kmask)];
-      ref = (key[n.gword] & n.gmask) == n.gval ? child : n.fallback;
-    }
-    leaf[i] = ref & ~kLeaf;
-  }
-  std::uint32_t b = best;
-  for (std::size_t i = 0; i < ntrees; ++i) {
-    // The leaf: its policies in evaluation order, then a sentinel whose
-    // index ends the scan.
     if constexpr (V6) {
       for (const Rule6* r = rules6_.data() + leaf[i]; r->index < b; ++r) {
         const std::uint64_t a = ((key[0] & r->amask[0]) ^ r->aval[0]) | ((key[1] & r->amask[1]) ^ r->aval[1]) |
@@ -184,7 +198,70 @@ inline void CutForest::lookup_impl(const FlowTuple& t, std::uint32_t& best) cons
       }
     }
   }
-  best = b;
+  return b;
+}
+
+// From node or leaf `ref` down to a leaf.
+inline std::uint32_t CutForest::walk(std::uint32_t ref, const std::uint64_t* key) const noexcept {
+  const Node* nodes = nodes_.data();
+  const std::uint32_t* kids = kids_.data();
+  while (!(ref & kLeaf)) {
+    const Node& n = nodes[ref];
+    const std::uint32_t child = kids[n.base + (static_cast<std::uint32_t>(key[n.word] >> n.shift) & n.kmask)];
+    ref = (key[n.gword] & n.gmask) == n.gval ? child : n.fallback;
+  }
+  return ref;
+}
+
+template <bool V6>
+inline void CutForest::lookup_impl(const FlowTuple& t, std::uint32_t& best) const noexcept {
+  std::uint64_t key[kWords<V6>];
+  make_key<V6>(t, key);
+  // The walks do not depend on each other: all of them first, so their
+  // loads overlap, then the leaves in the trees' order.
+  std::uint32_t leaf[kMaxTrees];
+  const std::size_t ntrees = trees_.size();
+  for (std::size_t i = 0; i < ntrees; ++i) leaf[i] = walk(trees_[i].root, key) & ~kLeaf;
+  best = scan<V6>(key, leaf, best);
+}
+
+template <bool V6>
+inline void CutForest::burst_impl(const FlowTuple* const* t, unsigned n, std::uint32_t* best) const noexcept {
+  const Node* nodes = nodes_.data();
+  const std::uint32_t* kids = kids_.data();
+  const std::size_t ntrees = trees_.size();
+  for (unsigned base = 0; base < n; base += kChunk) {
+    const unsigned m = n - base < kChunk ? n - base : kChunk;
+    std::uint64_t key[kChunk][kWords<V6>];
+    for (unsigned j = 0; j < m; ++j) make_key<V6>(*t[base + j], key[j]);
+    std::uint32_t leaf[kChunk][kMaxTrees];
+    for (std::size_t i = 0; i < ntrees; ++i) {
+      std::uint32_t ref[kChunk];
+      for (unsigned j = 0; j < m; ++j) ref[j] = trees_[i].root;
+      // One level for every tuple per step. A tuple at its leaf stays
+      // there: it reads node 0 (any node will do; one exists whenever the
+      // tree has a step) and keeps its ref. Once fewer than a quarter of
+      // the tuples are still inside the tree, each of those finishes its
+      // own walk, so a deep path does not make every tuple step on.
+      unsigned inner = m;
+      for (std::uint32_t s = 0; s < trees_[i].steps && 4 * inner >= m; ++s) {
+        inner = 0;
+        for (unsigned j = 0; j < m; ++j) {
+          const std::uint32_t r = ref[j];
+          const std::uint32_t at_leaf = r & kLeaf;
+          const Node& nd = nodes[at_leaf ? 0 : r];
+          const std::uint32_t child =
+              kids[nd.base + (static_cast<std::uint32_t>(key[j][nd.word] >> nd.shift) & nd.kmask)];
+          const std::uint32_t next = (key[j][nd.gword] & nd.gmask) == nd.gval ? child : nd.fallback;
+          ref[j] = at_leaf ? r : next;
+          inner += (ref[j] & kLeaf) == 0;
+        }
+      }
+      for (unsigned j = 0; j < m && inner != 0; ++j) ref[j] = walk(ref[j], key[j]);
+      for (unsigned j = 0; j < m; ++j) leaf[j][i] = ref[j] & ~kLeaf;
+    }
+    for (unsigned j = 0; j < m; ++j) best[base + j] = scan<V6>(key[j], leaf[j], best[base + j]);
+  }
 }
 
 }  // namespace cygnet::dp::spd

@@ -191,4 +191,22 @@ bool SpdLookup::request_acquire(const FlowTuple& t, std::uint64_t now_ns) noexce
   return take_acquire(*e, now_ns);
 }
 
+void SpdLookup::classify_misses(const FlowTuple* const* t, const std::uint64_t* h, const FlowTuple* const* miss,
+                                const std::uint16_t* at, std::uint16_t nmiss, std::uint64_t now_ns,
+                                Verdict* out) noexcept {
+  std::int32_t idx[kMaxBurst];
+  table_->cls->lookup_burst(miss, nmiss, idx);
+  for (std::uint16_t k = 0; k < nmiss; ++k) {
+    const std::uint16_t i = at[k];
+    CacheEntry* e = cache_.find(*t[i], h[i], table_->generation);  // inserted by an earlier miss of the burst?
+    if (e != nullptr) {
+      ++hits_;
+    } else {
+      ++misses_;
+      e = cache_.insert(*t[i], h[i], table_->generation, table_->decide(idx[k]));
+    }
+    answer(*e, now_ns, out[i]);
+  }
+}
+
 }  // namespace cygnet::dp::spd

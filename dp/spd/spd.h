@@ -138,23 +138,42 @@ class SpdLookup {
       ++misses_;
       e = cache_.insert(t, h, table_->generation, table_->decide(table_->cls->lookup(t)));
     }
-    v.decision = e->decision;
-    if (e->decision.action == PolicyAction::trap && !e->decision.acquire_sent) [[unlikely]] {
-      v.acquire = take_acquire(*e, now_ns);
-    }
+    answer(*e, now_ns, v);
   }
   // A burst: hashes every tuple and prefetches its bucket first, then
   // looks them up, so the cache lines of one packet arrive while the
-  // previous ones are decided. n <= kMaxBurst.
+  // previous ones are decided. The misses go to the classifier together
+  // (Classifier::lookup_burst), then into the cache in the burst's order;
+  // a later packet of a flow that an earlier one of the burst inserted is
+  // a hit, as it would be one packet at a time. n <= kMaxBurst.
   static constexpr std::uint16_t kMaxBurst = 64;
   void lookup_burst(const FlowTuple* const* t, std::uint16_t n, std::uint64_t now_ns, Verdict* out) noexcept {
     std::uint64_t h[kMaxBurst];
     if (n > kMaxBurst) n = kMaxBurst;
+    if (table_ == nullptr) {  // nothing published yet: discard
+      for (std::uint16_t i = 0; i < n; ++i) out[i] = Verdict{};
+      return;
+    }
     for (std::uint16_t i = 0; i < n; ++i) {
       h[i] = cache_.hash(*t[i]);
       cache_.prefetch(h[i]);
     }
-    for (std::uint16_t i = 0; i < n; ++i) lookup_hashed(*t[i], h[i], now_ns, out[i]);
+    const FlowTuple* miss[kMaxBurst];
+    std::uint16_t at[kMaxBurst];
+    std::uint16_t nmiss = 0;
+    for (std::uint16_t i = 0; i < n; ++i) {
+      CacheEntry* e = cache_.find(*t[i], h[i], table_->generation);
+      if (e == nullptr) {
+        miss[nmiss] = t[i];
+        at[nmiss++] = i;
+      } else {
+        ++hits_;
+        answer(*e, now_ns, out[i]);
+      }
+    }
+    if (nmiss != 0) [[unlikely]] {
+      classify_misses(t, h, miss, at, nmiss, now_ns, out);
+    }
   }
 
   // Protect policy whose SA set is still empty: ask for an SA like a trap.
@@ -170,6 +189,16 @@ class SpdLookup {
 
  private:
   bool take_acquire(CacheEntry& e, std::uint64_t now_ns) noexcept;
+  // lookup_burst's misses: classified together, then cached in order.
+  void classify_misses(const FlowTuple* const* t, const std::uint64_t* h, const FlowTuple* const* miss,
+                       const std::uint16_t* at, std::uint16_t nmiss, std::uint64_t now_ns, Verdict* out) noexcept;
+  [[gnu::always_inline]] void answer(CacheEntry& e, std::uint64_t now_ns, Verdict& v) noexcept {
+    v.decision = e.decision;
+    v.acquire = false;
+    if (e.decision.action == PolicyAction::trap && !e.decision.acquire_sent) [[unlikely]] {
+      v.acquire = take_acquire(e, now_ns);
+    }
+  }
 
   const Spd& spd_;
   PolicyDir dir_;

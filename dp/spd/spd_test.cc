@@ -534,6 +534,57 @@ TEST(CutTree, DifferentialOnSetsThatCut) {
   EXPECT_GT(matched, compared / 4);
 }
 
+// lookup_burst gives the linear reference's answer for bursts of 1..64
+// tuples of both families in any order, with the cut trees and with the
+// tuple-space search (a family may use either).
+TEST(CutTree, BurstGivesTheLinearAnswer) {
+  const std::uint64_t seed = test_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  Gen g(seed);
+  std::size_t compared = 0, matched = 0;
+  for (const std::size_t n : {40u, 600u, 3000u}) {
+    const auto v4 = cutting_set(g, CutCase{Family::ipv4, n});
+    const auto v6 = cutting_set(g, CutCase{Family::ipv6, n});
+    std::vector<Policy> pols = v4;  // families never compete: their order between them is free
+    pols.insert(pols.end(), v6.begin(), v6.end());
+    const auto random = sorted_by_priority(g.policies(n, PolicyDir::out));
+    const std::vector<Policy>* sets[] = {&pols, &random};
+    for (const std::vector<Policy>* setp : sets) {
+      const std::vector<Policy>& set = *setp;
+      LinearSpd lin(set);
+      for (const auto mode : {Classifier::Mode::automatic, Classifier::Mode::trees, Classifier::Mode::tuples}) {
+        auto c = Classifier::build(set, g.rng(), mode);
+        ASSERT_TRUE(c) << c.error().message;
+        if (mode == Classifier::Mode::trees && &set == &pols && n >= 600) {
+          ASSERT_GE((*c)->forest(Family::ipv4)->max_depth(), 3u);  // the walks really advance together
+        }
+        for (int burst = 0; burst < 400; ++burst) {
+          const unsigned len = static_cast<unsigned>(1 + g.u(64));
+          std::vector<FlowTuple> flows;
+          for (unsigned i = 0; i < len; ++i) {
+            flows.push_back(&set == &random ? g.flow(set) : edge_flow(g, g.coin(50) ? v4 : v6));
+          }
+          std::vector<const FlowTuple*> ptrs;
+          for (const auto& t : flows) ptrs.push_back(&t);
+          std::vector<std::int32_t> out(len, -7);
+          (*c)->lookup_burst(ptrs.data(), len, out.data());
+          for (unsigned i = 0; i < len; ++i) {
+            const std::int32_t want = lin.lookup(flows[i]);
+            ASSERT_EQ(out[i], want) << "n=" << n << " mode " << int(mode) << " burst of " << len << " at " << i
+                                    << ": " << to_key(flows[i]).src.to_string() << " -> "
+                                    << to_key(flows[i]).dst.to_string() << " proto " << int(flows[i].proto) << " "
+                                    << flows[i].sport << "/" << flows[i].dport;
+            matched += want >= 0;
+            ++compared;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(compared, 200000u);
+  EXPECT_GT(matched, compared / 4);
+}
+
 // Every policy of one shape with its own port, so the lists end only at
 // exact ports; ties keep insertion order; a family with no policy matches
 // nothing.
@@ -689,6 +740,11 @@ struct Fixture {
           Spd::Options{PolicyAction::discard, PolicyAction::discard, 99}};
 };
 
+bool same_selector(const Policy& a, const Policy& b) {
+  return a.sel.src == b.sel.src && a.sel.dst == b.sel.dst && a.sel.proto == b.sel.proto &&
+         a.sel.sport == b.sel.sport && a.sel.dport == b.sel.dport;
+}
+
 void expect_same(const SpdLookup::Verdict& v, const std::vector<Policy>& sorted, std::int32_t want) {
   if (want < 0) {
     EXPECT_EQ(v.decision.matched, 0);
@@ -726,12 +782,8 @@ TEST(SpdLookup, CachedPathDifferentialAcrossChanges) {
     for (int i = 0; i < 300; ++i) {
       Policy p = g.policy(g.coin(50) ? Family::ipv4 : Family::ipv6, PolicyDir::out);
       bool dup = false;
-      for (const auto& c : current) dup |= c.sel.src == p.sel.src && c.sel.dst == p.sel.dst &&
-                                           c.sel.proto == p.sel.proto && c.sel.sport == p.sel.sport &&
-                                           c.sel.dport == p.sel.dport;
-      for (const auto& c : batch) dup |= c.policy.sel.src == p.sel.src && c.policy.sel.dst == p.sel.dst &&
-                                         c.policy.sel.proto == p.sel.proto && c.policy.sel.sport == p.sel.sport &&
-                                         c.policy.sel.dport == p.sel.dport;
+      for (const auto& c : current) dup |= same_selector(c, p);
+      for (const auto& c : batch) dup |= same_selector(c.policy, p);
       if (!dup) batch.push_back({Spd::Change::Op::add, p});
     }
     for (int i = 0; i < 100 && !current.empty(); ++i) {
@@ -833,14 +885,19 @@ TEST(SpdLookup, NegativeResultsAreCached) {
   EXPECT_EQ(look.misses(), 3u);
 }
 
-TEST(SpdLookup, TrapRaisesOneAcquirePerFlowRateLimited) {
-  Fixture f;
+// A trap policy for everything to 192.0.2.0/24, reqid 3.
+void add_trap(Fixture& f) {
   Policy trap;
   trap.action = PolicyAction::trap;
   trap.reqid = 3;
   trap.sel.src = IpPrefix::any(Family::ipv4);
   trap.sel.dst = *IpPrefix::parse("192.0.2.0/24");
   ASSERT_TRUE(f.spd.add(trap));
+}
+
+TEST(SpdLookup, TrapRaisesOneAcquirePerFlowRateLimited) {
+  Fixture f;
+  add_trap(f);
   SpdLookup look(f.spd, PolicyDir::out, 1024, AcquireLimit{10, 3}, 5);
   look.begin_burst();
   auto flow = [](int i) {
@@ -867,6 +924,82 @@ TEST(SpdLookup, TrapRaisesOneAcquirePerFlowRateLimited) {
   EXPECT_TRUE(look.request_acquire(flow(4), t0 + 10'000'000'000) == false);  // not looked up: no entry
   look.lookup(flow(5), t0 + 10'000'000'000);  // raises it itself (trap)
   EXPECT_EQ(look.acquires(), 5u);
+}
+
+// SpdLookup::lookup_burst classifies a burst's misses together: answers
+// equal the reference, a flow repeated within a burst is classified and
+// cached once (its later packets are hits), and a trap flow repeated in a
+// burst raises one ACQUIRE.
+TEST(SpdLookup, BurstMissesGiveTheReferenceAnswerOnce) {
+  const std::uint64_t seed = test_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  Gen g(seed);
+  Fixture f;
+  std::vector<Spd::Change> batch;
+  for (const Policy& p : g.policies(800, PolicyDir::out)) {
+    bool dup = false;  // the same selector twice is refused
+    for (const auto& c : batch) dup |= same_selector(c.policy, p);
+    if (!dup) batch.push_back({Spd::Change::Op::add, p});
+  }
+  ASSERT_TRUE(f.spd.apply(batch));
+  std::vector<Policy> current;
+  for (const auto& c : batch) current.push_back(c.policy);
+  const auto sorted = sorted_by_priority(current);
+  LinearSpd lin(sorted);
+  SpdLookup look(f.spd, PolicyDir::out, 65536, AcquireLimit{1000000, 1000000}, g.rng());
+  look.begin_burst();
+  std::vector<FlowTuple> flows;  // distinct ones
+  std::set<std::string> names;
+  while (flows.size() < 3000) {
+    const FlowTuple t = g.flow(sorted);
+    const FlowKey k = to_key(t);
+    if (names.insert(k.src.to_string() + " " + k.dst.to_string() + " " + std::to_string(k.proto) + " " +
+                     std::to_string(k.sport) + " " + std::to_string(k.dport) + " " + std::to_string(k.opaque_ports))
+            .second) {
+      flows.push_back(t);
+    }
+  }
+  std::set<std::size_t> seen;
+  std::size_t looked = 0;
+  for (int burst = 0; burst < 300; ++burst) {
+    const unsigned len = static_cast<unsigned>(1 + g.u(SpdLookup::kMaxBurst));
+    std::vector<std::size_t> which;
+    for (unsigned i = 0; i < len; ++i) {
+      // Often the same flow again within the burst.
+      which.push_back(i > 0 && g.coin(30) ? which[g.u(i)] : g.u(flows.size()));
+    }
+    std::vector<const FlowTuple*> ptrs;
+    for (const std::size_t w : which) ptrs.push_back(&flows[w]);
+    std::vector<SpdLookup::Verdict> out(len);
+    look.lookup_burst(ptrs.data(), static_cast<std::uint16_t>(len), 0, out.data());
+    for (unsigned i = 0; i < len; ++i) {
+      expect_same(out[i], sorted, lin.lookup(flows[which[i]]));
+      if (::testing::Test::HasFailure()) FAIL() << "burst " << burst << " packet " << i;
+      seen.insert(which[i]);
+    }
+    looked += len;
+  }
+  EXPECT_EQ(look.hits() + look.misses(), looked);
+  ASSERT_EQ(look.cache().evictions(), 0u);  // 3,000 flows in 65,536 entries
+  EXPECT_EQ(look.misses(), seen.size());     // each flow classified once, even when repeated in its burst
+
+  Fixture t;
+  add_trap(t);
+  SpdLookup tl(t.spd, PolicyDir::out, 1024, AcquireLimit{10, 10}, 5);
+  tl.begin_burst();
+  const FlowTuple a = to_tuple(FlowKey{*IpAddress::parse("10.0.0.1"), *IpAddress::parse("192.0.2.1"), kProtoUdp, 1, 53});
+  const FlowTuple b = to_tuple(FlowKey{*IpAddress::parse("10.0.0.2"), *IpAddress::parse("192.0.2.1"), kProtoUdp, 1, 53});
+  const FlowTuple* burst[] = {&a, &a, &b, &a, &b};
+  SpdLookup::Verdict v[5];
+  tl.lookup_burst(burst, 5, 1'000'000'000, v);
+  const bool want[] = {true, false, true, false, false};
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(v[i].decision.action, PolicyAction::trap) << i;
+    EXPECT_EQ(v[i].acquire, want[i]) << i;
+  }
+  EXPECT_EQ(tl.acquires(), 2u);
+  EXPECT_EQ(tl.misses(), 2u);
+  EXPECT_EQ(tl.hits(), 3u);
 }
 
 TEST(Spd, BatchIsAllOrNothing) {
