@@ -370,7 +370,9 @@ void Classifier::lookup_burst(const FlowTuple* const* t, unsigned n, std::int32_
       std::uint32_t best[kChunk];
       for (unsigned k = 0; k < count[v6]; ++k) best[k] = kEmpty;
       (v6 ? forest6_ : forest4_)->lookup_burst(of[v6], count[v6], best);
-      for (unsigned k = 0; k < count[v6]; ++k) out[at[v6][k]] = best[k] == kEmpty ? -1 : static_cast<std::int32_t>(best[k]);
+      for (unsigned k = 0; k < count[v6]; ++k) {
+        out[at[v6][k]] = best[k] == kEmpty ? -1 : static_cast<std::int32_t>(best[k]);
+      }
     }
   }
 }

@@ -25,12 +25,17 @@ struct alignas(8) FlowTuple {
   std::uint8_t zero;     // always 0, so whole-tuple byte comparison is exact
 
   bool v6() const noexcept { return family == 6; }
+  // Word i (0..4) of the tuple's 40 bytes, loaded in place: the hash and
+  // the compare read the tuple as five registers, with no copy to the stack.
+  std::uint64_t word(unsigned i) const noexcept {
+    std::uint64_t w;
+    std::memcpy(&w, reinterpret_cast<const unsigned char*>(this) + 8 * i, sizeof w);
+    return w;
+  }
   // Five 64-bit words compared at once (no memcmp call on the hot path).
   bool operator==(const FlowTuple& o) const noexcept {
-    std::uint64_t a[5], b[5];
-    std::memcpy(a, this, sizeof a);
-    std::memcpy(b, &o, sizeof b);
-    return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4])) == 0;
+    return ((word(0) ^ o.word(0)) | (word(1) ^ o.word(1)) | (word(2) ^ o.word(2)) | (word(3) ^ o.word(3)) |
+            (word(4) ^ o.word(4))) == 0;
   }
 };
 static_assert(sizeof(FlowTuple) == 40);

@@ -50,30 +50,46 @@ class FlowCache {
   // of key-masked word pairs, folded (the "multiply-and-fold" of
   // wyhash-style hashes), two independent multiplies then one to join.
   std::uint64_t hash(const FlowTuple& t) const noexcept {
-    std::uint64_t w[5];
-    std::memcpy(w, &t, sizeof w);
-    const std::uint64_t a = fold(w[0] ^ seed_[0], w[1] ^ seed_[1]);
-    const std::uint64_t b = fold(w[2] ^ seed_[2], w[3] ^ seed_[3]);
-    return fold(a ^ w[4] ^ seed_[4], b ^ 0x9e3779b97f4a7c15ull);
+    const std::uint64_t a = fold(t.word(0) ^ seed_[0], t.word(1) ^ seed_[1]);
+    const std::uint64_t b = fold(t.word(2) ^ seed_[2], t.word(3) ^ seed_[3]);
+    return fold(a ^ t.word(4) ^ seed_[4], b ^ 0x9e3779b97f4a7c15ull);
   }
+
+  // The table's base and mask by value: a burst loop holds them in
+  // registers (stores of the answers, which have byte fields, would
+  // otherwise make the compiler reload the members for every packet).
+  struct Slots {
+    CacheEntry* entries;
+    std::uint64_t mask;
+
+    CacheEntry* bucket(std::uint64_t h) const noexcept {
+      return entries + ((h & mask) & ~std::uint64_t{kWays - 1});
+    }
+    // The entry for t computed under `generation`, or nullptr. The tag
+    // and the generation are compared first; the key only on a tag match.
+    CacheEntry* find(const FlowTuple& t, std::uint64_t h, std::uint64_t generation) const noexcept {
+      CacheEntry* b = bucket(h);
+      const auto tag = static_cast<std::uint32_t>(h >> 32);
+      for (unsigned w = 0; w < kWays; ++w) {
+        CacheEntry& e = b[w];
+        if (e.hash == tag && e.generation == generation && e.key == t) return &e;
+      }
+      return nullptr;
+    }
+    // Brings the bucket of hash h towards the core (burst lookups).
+    void prefetch(std::uint64_t h) const noexcept {
+      const CacheEntry* b = bucket(h);
+      __builtin_prefetch(b);
+      __builtin_prefetch(b + 1);
+    }
+  };
+  Slots slots() const noexcept { return Slots{entries_.get(), mask_}; }
 
   // The entry for t computed under `generation`, or nullptr.
-  CacheEntry* find(const FlowTuple& t, std::uint64_t h, std::uint64_t generation) noexcept {
-    CacheEntry* b = bucket(h);
-    const auto tag = static_cast<std::uint32_t>(h >> 32);
-    for (unsigned w = 0; w < kWays; ++w) {
-      CacheEntry& e = b[w];
-      if (e.hash == tag && e.generation == generation && e.key == t) return &e;
-    }
-    return nullptr;
+  CacheEntry* find(const FlowTuple& t, std::uint64_t h, std::uint64_t generation) const noexcept {
+    return slots().find(t, h, generation);
   }
-
-  // Brings the bucket of hash h towards the core (burst lookups).
-  void prefetch(std::uint64_t h) const noexcept {
-    const CacheEntry* b = bucket(h);
-    __builtin_prefetch(b);
-    __builtin_prefetch(b + 1);
-  }
+  void prefetch(std::uint64_t h) const noexcept { slots().prefetch(h); }
 
   // Stores a decision for t, replacing a stale entry of the bucket if there
   // is one, else the bucket's entries in turn.
@@ -83,9 +99,7 @@ class FlowCache {
   std::uint64_t evictions() const noexcept { return evictions_; }
 
  private:
-  CacheEntry* bucket(std::uint64_t h) const noexcept {
-    return entries_.get() + ((h & mask_) & ~std::uint64_t{kWays - 1});
-  }
+  CacheEntry* bucket(std::uint64_t h) const noexcept { return slots().bucket(h); }
 
   struct AlignedFree {
     void operator()(CacheEntry* p) const noexcept;

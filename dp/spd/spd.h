@@ -154,23 +154,27 @@ class SpdLookup {
       for (std::uint16_t i = 0; i < n; ++i) out[i] = Verdict{};
       return;
     }
+    const FlowCache::Slots slots = cache_.slots();
+    const std::uint64_t generation = table_->generation;
     for (std::uint16_t i = 0; i < n; ++i) {
       h[i] = cache_.hash(*t[i]);
-      cache_.prefetch(h[i]);
+      slots.prefetch(h[i]);
     }
     const FlowTuple* miss[kMaxBurst];
     std::uint16_t at[kMaxBurst];
     std::uint16_t nmiss = 0;
+    std::uint64_t hits = 0;
     for (std::uint16_t i = 0; i < n; ++i) {
-      CacheEntry* e = cache_.find(*t[i], h[i], table_->generation);
+      CacheEntry* e = slots.find(*t[i], h[i], generation);
       if (e == nullptr) {
         miss[nmiss] = t[i];
         at[nmiss++] = i;
       } else {
-        ++hits_;
+        ++hits;
         answer(*e, now_ns, out[i]);
       }
     }
+    hits_ += hits;
     if (nmiss != 0) [[unlikely]] {
       classify_misses(t, h, miss, at, nmiss, now_ns, out);
     }

@@ -987,8 +987,10 @@ TEST(SpdLookup, BurstMissesGiveTheReferenceAnswerOnce) {
   add_trap(t);
   SpdLookup tl(t.spd, PolicyDir::out, 1024, AcquireLimit{10, 10}, 5);
   tl.begin_burst();
-  const FlowTuple a = to_tuple(FlowKey{*IpAddress::parse("10.0.0.1"), *IpAddress::parse("192.0.2.1"), kProtoUdp, 1, 53});
-  const FlowTuple b = to_tuple(FlowKey{*IpAddress::parse("10.0.0.2"), *IpAddress::parse("192.0.2.1"), kProtoUdp, 1, 53});
+  const FlowTuple a =
+      to_tuple(FlowKey{*IpAddress::parse("10.0.0.1"), *IpAddress::parse("192.0.2.1"), kProtoUdp, 1, 53});
+  const FlowTuple b =
+      to_tuple(FlowKey{*IpAddress::parse("10.0.0.2"), *IpAddress::parse("192.0.2.1"), kProtoUdp, 1, 53});
   const FlowTuple* burst[] = {&a, &a, &b, &a, &b};
   SpdLookup::Verdict v[5];
   tl.lookup_burst(burst, 5, 1'000'000'000, v);
