@@ -145,8 +145,8 @@ ts_up() {
   fi
   ip netns exec "$TS_NS_DP" "$dp" "${args[@]}" >"$run/dp.log" 2>&1 &
   TS_DP_PID=$!
-  local i
-  for i in $(seq 1 150); do
+  local _
+  for _ in $(seq 1 150); do  # up to 30 s
     grep -q 'ready:' "$run/dp.log" 2>/dev/null && break
     kill -0 "$TS_DP_PID" 2>/dev/null || { ts_log "cygnet-dp exited:"; cat "$run/dp.log"; return 1; }
     sleep 0.2
