@@ -1,4 +1,4 @@
-# Helpers shared by cygnet.sh and secgw.sh (sourced; they set HERE, REPO, PY,
+# Helpers shared by cygnet.sh, secgw.sh and floor.sh (sourced; they set HERE, REPO, PY,
 # and SOCK before calling port_stat).
 
 huge_mounts() { awk '$3 == "hugetlbfs" { print $2 }' /proc/mounts; }
@@ -42,4 +42,15 @@ port_stat() {  # PORT FIELD (0 if unreadable)
   "$PY" "$HERE/telemetry.py" "$SOCK" "/ethdev/stats,$1" 2>/dev/null \
     | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["/ethdev/stats"][sys.argv[1]])' "$2" 2>/dev/null \
     || echo 0
+}
+
+write_empty_pcap() {  # FILE: a pcap with no packets (net_pcap rx that never delivers)
+  "$PY" -c 'import struct, sys; open(sys.argv[1], "wb").write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))' "$1"
+}
+
+remove_prefix_files() {  # PREFIX: an EAL --file-prefix's runtime folder and hugepage files (ours, ended)
+  [ -n "$1" ] || return 0
+  rm -rf "/var/run/dpdk/$1"
+  local m
+  for m in $(huge_mounts); do rm -f "$m/${1}map_"* 2>/dev/null || true; done
 }

@@ -83,11 +83,7 @@ cleanup_run() {
   local rc=$?
   if [ -n "$BG_PID" ]; then kill "$BG_PID" 2>/dev/null || true; wait "$BG_PID" 2>/dev/null || true; fi
   stop_ours
-  if [ -n "$PREFIX" ]; then
-    rm -rf "/var/run/dpdk/$PREFIX"
-    local m
-    for m in $(huge_mounts); do rm -f "$m/${PREFIX}map_"* 2>/dev/null || true; done
-  fi
+  remove_prefix_files "$PREFIX"
   [ -z "$SHM" ] || rm -f "/dev/shm/cygnet-dp.$SHM"
   if [ -n "$RUN_DIR" ] && [ -d "$RUN_DIR" ]; then
     if [ "$rc" -ne 0 ] || [ "$KEEP_RUN_DIR" -eq 1 ]; then

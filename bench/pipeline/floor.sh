@@ -56,11 +56,7 @@ cleanup() {
     kill -KILL "$RUN_PID" 2>/dev/null || true
     wait "$RUN_PID" 2>/dev/null || true
   fi
-  if [ -n "$PREFIX" ]; then
-    rm -rf "/var/run/dpdk/$PREFIX"
-    local m
-    for m in $(huge_mounts); do rm -f "$m/${PREFIX}map_"* 2>/dev/null || true; done
-  fi
+  remove_prefix_files "$PREFIX"
   if [ -n "$RUN_DIR" ]; then
     if [ "$rc" -ne 0 ]; then echo "floor: log kept in $RUN_DIR" >&2; else rm -rf "$RUN_DIR"; fi
   fi
@@ -101,8 +97,7 @@ cmd_run() {
   trap cleanup EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
-  "$PY" -c 'import struct, sys; open(sys.argv[1], "wb").write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))' \
-    "$RUN_DIR/empty.pcap"
+  write_empty_pcap "$RUN_DIR/empty.pcap"
   SOCK="/var/run/dpdk/$PREFIX/dpdk_telemetry.v2"
   timeout --signal=INT --kill-after=10 300 "$bin" -l "$lcore" -n 4 --no-pci --file-prefix "$PREFIX" --huge-unlink \
     --vdev "net_pcap0,rx_pcap=$pcap,infinite_rx=1" --vdev "net_pcap1,rx_pcap=$RUN_DIR/empty.pcap" \

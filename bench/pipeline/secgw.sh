@@ -176,11 +176,7 @@ cleanup_run() {
   local rc=$?
   if [ -n "$BG_PID" ]; then kill "$BG_PID" 2>/dev/null || true; wait "$BG_PID" 2>/dev/null || true; fi
   stop_ours
-  if [ -n "$PREFIX" ]; then
-    rm -rf "/var/run/dpdk/$PREFIX"
-    local m
-    for m in $(huge_mounts); do rm -f "$m/${PREFIX}map_"* 2>/dev/null || true; done
-  fi
+  remove_prefix_files "$PREFIX"
   if [ -n "$RUN_DIR" ] && [ -d "$RUN_DIR" ]; then
     if [ "$rc" -ne 0 ] || [ "$KEEP_RUN_DIR" -eq 1 ]; then
       echo "secgw: log and config kept in $RUN_DIR" >&2
@@ -189,10 +185,6 @@ cleanup_run() {
     fi
   fi
   exit "$rc"
-}
-
-write_empty_pcap() {  # FILE: a pcap with no packets (net_pcap rx that never delivers)
-  "$PY" -c 'import struct, sys; open(sys.argv[1], "wb").write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))' "$1"
 }
 
 # Common checks and set-up of run and check; sets globals used by start_secgw.
