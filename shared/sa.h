@@ -80,7 +80,11 @@ struct UdpEncap {  // RFC 3948 ESP-in-UDP
   std::uint16_t dport = 4500;
 };
 
-inline constexpr std::uint32_t kDefaultReplayWindow = 64;
+// Larger than RFC 4303's suggested 64: packets of one SA that arrive on
+// another core's queue reach the owner core later than those on its own
+// (docs/dataplane.md, "Decisions"). The window's bitmap has room for 4096
+// whatever the size, so a wider window costs nothing per packet.
+inline constexpr std::uint32_t kDefaultReplayWindow = 1024;
 inline constexpr std::uint32_t kMinReplayWindow = 32;    // RFC 4303 3.4.3
 inline constexpr std::uint32_t kMaxReplayWindow = 4096;
 

@@ -329,9 +329,14 @@ TEST(Esp, EcnDecapsulationRfc6040) {
 
 // ------------------------------------------------------------ adversarial
 
+SaConfig gcm_cfg(std::uint32_t replay_window) {
+  SaConfig c = make_cfg({CipherAlg::aes_gcm16_128, IntegAlg::none}, Direction::out, Mode::tunnel, false, false, false);
+  c.replay_window = replay_window;
+  return c;
+}
+
 struct Fixture : ::testing::Test {
-  Pair pr = make_pair(make_cfg({CipherAlg::aes_gcm16_128, IntegAlg::none}, Direction::out, Mode::tunnel, false,
-                               false, false));
+  Pair pr = make_pair(gcm_cfg(64));  // the edge tests below count in 64s
   std::vector<std::uint8_t> encrypt(std::size_t len = 64) {
     Buf b(make_udp(false, len));
     EXPECT_EQ(run_one(*pr.out, pr.mgr.get(), b), DropReason::none);
@@ -381,6 +386,37 @@ TEST_F(Fixture, OutOfOrderInsideTheWindowAccepted) {
   for (int i = 0; i < 10; ++i) sent.push_back(encrypt());
   for (int i : {9, 0, 5, 3, 8, 1}) EXPECT_EQ(decrypt(sent[static_cast<std::size_t>(i)]), DropReason::none) << i;
   EXPECT_EQ(decrypt(sent[5]), DropReason::replay);
+}
+
+// The default window is wide enough for the reordering a handoff between
+// cores causes (docs/dataplane.md, Decisions): a new packet 1023 behind the
+// newest is taken, 1024 behind is not.
+TEST(DefaultWindow, AcceptsA1023PacketReorder) {
+  ASSERT_EQ(SaConfig{}.replay_window, 1024u);
+  Pair pr = make_pair(make_cfg({CipherAlg::aes_gcm16_128, IntegAlg::none}, Direction::out, Mode::tunnel, false,
+                               false, false));
+  EXPECT_EQ(pr.in->replay().size(), 1024u);
+  std::vector<std::vector<std::uint8_t>> sent;  // seq 1 .. 1025
+  for (int i = 0; i < 1025; ++i) {
+    Buf b(make_udp(false, 16));
+    ASSERT_EQ(run_one(*pr.out, pr.mgr.get(), b), DropReason::none);
+    sent.push_back(b.bytes());
+  }
+  auto decrypt = [&](std::size_t i) {
+    Buf b(sent[i]);
+    return run_one(*pr.in, pr.mgr.get(), b);
+  };
+  ASSERT_EQ(decrypt(1024), DropReason::none) << "seq 1025 first";
+  EXPECT_EQ(decrypt(1), DropReason::none) << "seq 2: 1023 behind, the left edge";
+  EXPECT_EQ(decrypt(512), DropReason::none) << "seq 513";
+  EXPECT_EQ(decrypt(0), DropReason::replay_old) << "seq 1: 1024 behind";
+  EXPECT_EQ(decrypt(1), DropReason::replay) << "seq 2 again";
+  for (std::size_t i = 2; i < 1024; ++i) {
+    if (i == 512) continue;
+    ASSERT_EQ(decrypt(i), DropReason::none) << "seq " << i + 1;
+  }
+  EXPECT_EQ(pr.in->counters().drops[DropReason::replay_old], 1u);
+  EXPECT_EQ(pr.in->counters().drops[DropReason::replay], 1u);
 }
 
 TEST_F(Fixture, DuplicateInsideOneBurstAcceptedOnce) {
