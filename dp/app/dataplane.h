@@ -322,8 +322,11 @@ class Worker {
   void defer_outbound(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, std::uint16_t len,
                       std::uint64_t now_ns) noexcept;
   void run_outbound(std::uint64_t now_ns) noexcept;
+  // h: the SA pick() chose for a protect decision (kNoSa otherwise).
   void act_outbound(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, std::uint16_t len, const spd::FlowTuple& t,
-                    const spd::SpdLookup::Verdict& v, std::uint64_t now_ns) noexcept;
+                    const spd::SpdLookup::Verdict& v, sad::SaHandle h, std::uint64_t now_ns) noexcept;
+  // This core's SA from an outbound SA set slot (kNoSa: the set is empty).
+  sad::SaHandle pick(std::uint32_t set_slot) noexcept;
   // local: for the gateway itself (a bypass sends it to the exception port).
   void inbound_clear(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, std::uint16_t len, std::uint64_t now_ns,
                      bool local) noexcept;

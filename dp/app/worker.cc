@@ -252,7 +252,9 @@ void Worker::outbound_clear(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, s
                             std::uint64_t now_ns) noexcept {
   spd::FlowTuple t;
   if (!spd::extract_flow(ip, len, t)) return drop(m, port, PipeDrop::malformed);
-  act_outbound(m, port, ip, len, t, out_.lookup(t, now_ns), now_ns);
+  const spd::SpdLookup::Verdict v = out_.lookup(t, now_ns);
+  const sad::SaHandle h = v.decision.action == PolicyAction::protect ? pick(v.decision.sa_slot) : sad::kNoSa;
+  act_outbound(m, port, ip, len, t, v, h, now_ns);
 }
 
 void Worker::defer_outbound(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, std::uint16_t len,
@@ -266,24 +268,58 @@ void Worker::defer_outbound(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, s
   if (++n_out_ == kBurst) run_outbound(now_ns);
 }
 
+sad::SaHandle Worker::pick(std::uint32_t set_slot) noexcept {
+  // Consecutive packets of one policy reuse the choice (valid until the
+  // burst's quiescent point, like the set).
+  if (set_slot != pick_slot_) {
+    pick_sa_ = dp_.outbound().get(set_slot)->pick(index_);
+    pick_slot_ = set_slot;
+  }
+  return pick_sa_;
+}
+
 void Worker::run_outbound(std::uint64_t now_ns) noexcept {
-  // One SPD lookup for the burst: every flow's cache bucket is prefetched
-  // before the first is compared (SpdLookup::lookup_burst).
   const std::uint16_t n = n_out_;
   if (n == 0) return;
   n_out_ = 0;
   const spd::FlowTuple* t[kBurst];
   spd::SpdLookup::Verdict v[kBurst];
   for (std::uint16_t i = 0; i < n; ++i) t[i] = &out_batch_[i].t;
+  // One SPD lookup for the burst: every flow's cache bucket is prefetched
+  // before the first is compared (SpdLookup::lookup_burst).
   out_.lookup_burst(t, n, now_ns, v);
+  // Then each step of the chain a protected packet follows (SA set -> SA
+  // slot -> SA), one step for the whole burst at a time: with many SAs each
+  // is a cache miss, and this way a burst's misses overlap instead of
+  // following each other packet by packet.
+  for (std::uint16_t i = 0; i < n; ++i) {
+    if (v[i].decision.action == PolicyAction::protect) __builtin_prefetch(dp_.outbound().get(v[i].decision.sa_slot));
+  }
+  sad::SaHandle h[kBurst];
+  for (std::uint16_t i = 0; i < n; ++i) {
+    h[i] = v[i].decision.action == PolicyAction::protect ? pick(v[i].decision.sa_slot) : sad::kNoSa;
+    if (h[i] != sad::kNoSa) {
+      const SaSlot& s = dp_.slot(h[i]);
+      __builtin_prefetch(&s);
+    }
+  }
+  sad::SaHandle last = sad::kNoSa;
+  for (std::uint16_t i = 0; i < n; ++i) {
+    if (h[i] == sad::kNoSa || h[i] == last) continue;
+    last = h[i];
+    const SaSlot& s = dp_.slot(h[i]);
+    if (s.owner != index_) continue;  // handed off: its owner reads it later
+    if (const esp::EspSa* sa = s.sa.load(std::memory_order_acquire)) sa->prefetch(false);
+  }
   for (std::uint16_t i = 0; i < n; ++i) {
     const OutItem& o = out_batch_[i];
-    act_outbound(o.m, o.port, o.ip, o.len, o.t, v[i], now_ns);
+    act_outbound(o.m, o.port, o.ip, o.len, o.t, v[i], h[i], now_ns);
   }
 }
 
 void Worker::act_outbound(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, std::uint16_t len,
-                          const spd::FlowTuple& t, const spd::SpdLookup::Verdict& v, std::uint64_t now_ns) noexcept {
+                          const spd::FlowTuple& t, const spd::SpdLookup::Verdict& v, sad::SaHandle h,
+                          std::uint64_t now_ns) noexcept {
   const bool from_host = dp_.ports()[port].exception;  // the gateway's own traffic keeps its TTL
   switch (v.decision.action) {
     case PolicyAction::bypass:
@@ -297,16 +333,7 @@ void Worker::act_outbound(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, std
     case PolicyAction::protect:
       break;
   }
-  // The SA for this core; consecutive packets of one policy reuse the
-  // choice (valid until the burst's quiescent point, like the set).
-  sad::SaHandle h;
-  if (v.decision.sa_slot == pick_slot_) {
-    h = pick_sa_;
-  } else {
-    h = dp_.outbound().get(v.decision.sa_slot)->pick(index_);
-    pick_slot_ = v.decision.sa_slot;
-    pick_sa_ = h;
-  }
+  // h: the SA of this core, pick(v.decision.sa_slot).
   if (h == sad::kNoSa) {
     if (out_.request_acquire(t, now_ns)) acquire(t, v.decision);
     return drop(m, port, PipeDrop::no_sa);
@@ -346,7 +373,6 @@ void Worker::inbound_clear(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, st
 }
 
 void Worker::to_sa(rte_mbuf* m, std::uint16_t port, sad::SaHandle h, bool outbound) noexcept {
-  (void)outbound;
   SaSlot& s = dp_.slot(h);
   if (s.owner != index_) {
     m->hash.fdir.lo = h;
@@ -354,7 +380,10 @@ void Worker::to_sa(rte_mbuf* m, std::uint16_t port, sad::SaHandle h, bool outbou
     if (rte_ring_sp_enqueue(dp_.handoff(index_, s.owner), m) != 0) drop(m, port, PipeDrop::handoff_full);
     return;
   }
-  if (const esp::EspSa* sa = s.sa.load(std::memory_order_acquire)) sa->prefetch();
+  // Inbound SAs here; outbound ones were prefetched a step earlier (run_outbound).
+  if (!outbound && (n_esp_ == 0 || esp_[n_esp_ - 1].sa != h)) {
+    if (const esp::EspSa* sa = s.sa.load(std::memory_order_acquire)) sa->prefetch(true);
+  }
   esp_[n_esp_++] = EspItem{m, h, port, m->data_off};
 }
 

@@ -202,8 +202,6 @@ Result<std::unique_ptr<EspSa>> EspSa::create(const SaConfig& cfg, IMB_MGR* mgr) 
   sa->encap_sport_ = cfg.encap.sport;
   sa->encap_dport_ = cfg.encap.dport;
   sa->v6_ = cfg.src.family == Family::ipv6;
-  sa->src_ = cfg.src.bytes;
-  sa->dst_ = cfg.dst.bytes;
   sa->iv_len_ = ci.iv_len;
   sa->icv_len_ = sa->keys_.icv_len;
   sa->block_ = ci.block;
@@ -212,6 +210,7 @@ Result<std::unique_ptr<EspSa>> EspSa::create(const SaConfig& cfg, IMB_MGR* mgr) 
   sa->tfc_pad_to_ = cfg.tfc_pad_to;
   sa->soft_ = cfg.soft;
   sa->hard_ = cfg.hard;
+  sa->lifetime_crossed();  // no counts yet: only sets check_* to the first limits
   // RFC 4303 3.3.3: the counter never cycles; 32-bit SAs stop at 2^32-1.
   sa->seq_limit_ = cfg.esn ? ~0ull : 0xffffffffull;
   // Tunnel outer header template: the fields that never change, and for
@@ -276,15 +275,19 @@ std::uint16_t EspSa::process(IMB_MGR* mgr, Packet** pkts, std::uint16_t n) noexc
   return good;
 }
 
-void EspSa::account(std::uint64_t bytes) noexcept {
-  counters_.packets++;
-  counters_.bytes += bytes;
-  if ((soft_.packets && counters_.packets >= soft_.packets) || (soft_.bytes && counters_.bytes >= soft_.bytes)) {
-    soft_expired_ = true;
-  }
-  if ((hard_.packets && counters_.packets >= hard_.packets) || (hard_.bytes && counters_.bytes >= hard_.bytes)) {
-    hard_expired_ = true;
-  }
+void EspSa::lifetime_crossed() noexcept {
+  const SaCounters& c = counters_;
+  if ((soft_.packets && c.packets >= soft_.packets) || (soft_.bytes && c.bytes >= soft_.bytes)) soft_expired_ = true;
+  if ((hard_.packets && c.packets >= hard_.packets) || (hard_.bytes && c.bytes >= hard_.bytes)) hard_expired_ = true;
+  // The nearest limit above the count (0 = no limit).
+  auto next = [](std::uint64_t soft, std::uint64_t hard, std::uint64_t now) {
+    std::uint64_t r = ~std::uint64_t{0};
+    if (soft > now && soft < r) r = soft;
+    if (hard > now && hard < r) r = hard;
+    return r;
+  };
+  check_packets_ = next(soft_.packets, hard_.packets, c.packets);
+  check_bytes_ = next(soft_.bytes, hard_.bytes, c.bytes);
 }
 
 bool EspSa::inner_allowed(const std::uint8_t* ip, std::uint16_t len) const noexcept {
@@ -337,7 +340,7 @@ template <bool kAead>
 std::uint16_t EspSa::outbound_burst(EspSa& sa, IMB_MGR* mgr, Packet** pkts, std::uint16_t n) noexcept {
   alignas(16) std::uint8_t nonce[kMaxBurst][12];
   alignas(16) std::uint8_t aad[kMaxBurst][12];
-  std::uint8_t* udp6[kMaxBurst] = {};
+  std::uint8_t* udp6[kMaxBurst];  // set per packet below (zeroing all 32 costs more than one SA's burst of 1)
 
   if constexpr (!kAead) {
     if (sa.iv_len_ && sa.iv_used_ + n > kMaxBurst && !sa.refill_ivs(mgr)) {
@@ -355,6 +358,7 @@ std::uint16_t EspSa::outbound_burst(EspSa& sa, IMB_MGR* mgr, Packet** pkts, std:
   for (std::uint16_t i = 0; i < n; ++i) {
     Packet* p = pkts[i];
     p->drop = DropReason::none;
+    udp6[i] = nullptr;
     if (sa.hard_expired_) {
       p->drop = DropReason::sa_expired;
       continue;

@@ -73,18 +73,17 @@ class EspSa {
   const SaCounters& counters() const noexcept { return counters_; }
   // Brings the state a burst touches towards the core (the pipeline calls it
   // while it classifies, before process()): with many SAs it is not cached.
-  void prefetch() const noexcept {
+  // Address arithmetic only, no load: the hot fields, lifetime checks and
+  // packet counters (lines 0 and 1), the key header and the first six lines
+  // of key material (AES-GCM's round keys and GHASH keys; see CryptoKeys),
+  // and for an inbound SA the replay window's header.
+  void prefetch(bool inbound) const noexcept {
     const char* p = reinterpret_cast<const char*>(this);
     __builtin_prefetch(p);
     __builtin_prefetch(p + 64);
-    __builtin_prefetch(p + 128);
-    __builtin_prefetch(&counters_);
-    __builtin_prefetch(&soft_);  // soft_ and hard_: the lifetime checks after every packet
     const char* k = reinterpret_cast<const char*>(&keys_);
-    __builtin_prefetch(k);
-    __builtin_prefetch(k + 64);
-    __builtin_prefetch(k + 128);
-    __builtin_prefetch(k + 192);
+    for (int l = 0; l < 7; ++l) __builtin_prefetch(k + 64 * l);
+    if (inbound) __builtin_prefetch(&replay_);
   }
   std::uint32_t spi() const noexcept { return spi_; }
   Direction direction() const noexcept { return dir_; }
@@ -110,7 +109,13 @@ class EspSa {
   template <bool kAead>
   static std::uint16_t inbound_burst(EspSa& sa, IMB_MGR* mgr, Packet** pkts, std::uint16_t n) noexcept;
 
-  void account(std::uint64_t bytes) noexcept;  // counters and soft/hard lifetime flags
+  // Counters, and the soft/hard lifetime flags when a limit is crossed.
+  void account(std::uint64_t bytes) noexcept {
+    counters_.packets++;
+    counters_.bytes += bytes;
+    if (counters_.packets >= check_packets_ || counters_.bytes >= check_bytes_) [[unlikely]] lifetime_crossed();
+  }
+  void lifetime_crossed() noexcept;  // sets the flags, moves check_* to the next limit
   bool refill_ivs(IMB_MGR* mgr) noexcept;  // false: no fresh IVs (fail closed)
   bool inner_allowed(const std::uint8_t* ip, std::uint16_t len) const noexcept;
 
@@ -137,13 +142,21 @@ class EspSa {
   std::uint16_t encap_dport_ = 0;
   std::uint32_t outer_csum_base_ = 0;  // IPv4: checksum sum of the template's fixed words
   std::array<std::uint8_t, 40> outer_tmpl_{};  // tunnel outer IP header, fixed fields filled
-  std::array<std::uint8_t, 16> src_{};
-  std::array<std::uint8_t, 16> dst_{};
-  SaCounters counters_;
+  // account() compares the counters with these after every packet: the
+  // nearest soft or hard limit not yet reached (~0: none), refreshed when
+  // one is crossed (lifetime_crossed()).
+  std::uint64_t check_packets_ = ~std::uint64_t{0};
+  std::uint64_t check_bytes_ = ~std::uint64_t{0};
+  SaCounters counters_;  // packets and bytes end line 1; the drop counts follow
   Lifetime soft_{};
   Lifetime hard_{};
   Direction dir_ = Direction::out;
-  ReplayWindow replay_;
+
+  // ---- keys: right behind the hot fields, so that the lines one packet
+  // reads are contiguous (about 830 bytes: one 4 KiB page, mostly) ----
+  CryptoKeys keys_;
+
+  ReplayWindow replay_;  // inbound; header then 4096 bits
 
   // CBC IVs: AES-CTR keystream under a random key, refilled per burst.
   std::uint32_t iv_used_ = 0;
@@ -155,9 +168,6 @@ class EspSa {
   // Inbound: the inner packet must match one of these (RFC 4301 5.2);
   // empty: the SA was installed without traffic selectors, no check.
   std::vector<spd::TupleSelector> inner_sel_;
-
-  // ---- keys ----
-  CryptoKeys keys_;
 };
 
 // What arrived on UDP port 4500 (RFC 3948 2.2, 2.3; RFC 7296 2.23).

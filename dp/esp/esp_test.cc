@@ -329,7 +329,7 @@ TEST(Esp, EcnDecapsulationRfc6040) {
 
 // ------------------------------------------------------------ adversarial
 
-SaConfig gcm_cfg(std::uint32_t replay_window) {
+SaConfig gcm_cfg(std::uint32_t replay_window = kDefaultReplayWindow) {
   SaConfig c = make_cfg({CipherAlg::aes_gcm16_128, IntegAlg::none}, Direction::out, Mode::tunnel, false, false, false);
   c.replay_window = replay_window;
   return c;
@@ -617,6 +617,40 @@ TEST(EspLifetime, HardPacketLimitDropsAndSoftFlags) {
     EXPECT_EQ(run_one(*pr.out, pr.mgr.get(), b), DropReason::none) << i;
     EXPECT_EQ(pr.out->soft_expired(), i >= 1);
   }
+  Buf b(make_udp(false, 10));
+  EXPECT_EQ(run_one(*pr.out, pr.mgr.get(), b), DropReason::sa_expired);
+}
+
+// Byte limits count inner packet bytes (38 here); a limit is reached when
+// the count gets to it, and the next one is watched from then on.
+TEST(EspLifetime, ByteLimitsOneAfterTheOther) {
+  SaConfig c = gcm_cfg();
+  c.soft.bytes = 100;
+  c.hard.bytes = 190;
+  Pair pr = make_pair(c);
+  for (int i = 1; i <= 5; ++i) {
+    Buf b(make_udp(false, 10));
+    EXPECT_EQ(run_one(*pr.out, pr.mgr.get(), b), DropReason::none) << i;
+    EXPECT_EQ(pr.out->soft_expired(), i >= 3) << i << ": " << pr.out->counters().bytes << " bytes";
+    EXPECT_EQ(pr.out->hard_expired(), i >= 5) << i << ": " << pr.out->counters().bytes << " bytes";
+  }
+  Buf b(make_udp(false, 10));
+  EXPECT_EQ(run_one(*pr.out, pr.mgr.get(), b), DropReason::sa_expired);
+  EXPECT_EQ(pr.out->counters().packets, 5u);
+}
+
+TEST(EspLifetime, HardByteLimitBeforeSoftPacketLimit) {
+  SaConfig c = gcm_cfg();
+  c.soft.packets = 10;
+  c.hard.packets = 20;
+  c.hard.bytes = 76;
+  Pair pr = make_pair(c);
+  for (int i = 1; i <= 2; ++i) {
+    Buf b(make_udp(false, 10));
+    EXPECT_EQ(run_one(*pr.out, pr.mgr.get(), b), DropReason::none) << i;
+  }
+  EXPECT_TRUE(pr.out->hard_expired());
+  EXPECT_FALSE(pr.out->soft_expired()) << "2 packets of a soft limit of 10";
   Buf b(make_udp(false, 10));
   EXPECT_EQ(run_one(*pr.out, pr.mgr.get(), b), DropReason::sa_expired);
 }
