@@ -92,9 +92,9 @@ Result<void> CryptoKeys::init(IMB_MGR* mgr, const SaConfig& sa) {
   return {};
 }
 
-void fill_aead_job(IMB_JOB* job, const CryptoKeys& k, bool encrypt, const std::uint8_t* nonce,
-                   const std::uint8_t* aad, std::uint32_t aad_len, const std::uint8_t* src, std::uint8_t* dst,
-                   std::uint32_t len, std::uint8_t* tag) {
+void fill_aead_job(IMB_JOB* job, const CryptoKeys& k, CipherAlg cipher, std::uint8_t key_len, bool encrypt,
+                   const std::uint8_t* nonce, const std::uint8_t* aad, std::uint32_t aad_len, const std::uint8_t* src,
+                   std::uint8_t* dst, std::uint32_t len, std::uint8_t* tag) {
   job->cipher_direction = encrypt ? IMB_DIR_ENCRYPT : IMB_DIR_DECRYPT;
   job->chain_order = encrypt ? IMB_ORDER_CIPHER_HASH : IMB_ORDER_HASH_CIPHER;
   job->src = src;
@@ -107,7 +107,7 @@ void fill_aead_job(IMB_JOB* job, const CryptoKeys& k, bool encrypt, const std::u
   job->iv_len_in_bytes = 12;
   job->auth_tag_output = tag;
   job->auth_tag_output_len_in_bytes = 16;
-  if (k.cipher == CipherAlg::chacha20_poly1305) {
+  if (cipher == CipherAlg::chacha20_poly1305) {
     job->cipher_mode = IMB_CIPHER_CHACHA20_POLY1305;
     job->hash_alg = IMB_AUTH_CHACHA20_POLY1305;
     job->enc_keys = k.chacha_key;
@@ -120,7 +120,7 @@ void fill_aead_job(IMB_JOB* job, const CryptoKeys& k, bool encrypt, const std::u
     job->hash_alg = IMB_AUTH_AES_GMAC;
     job->enc_keys = &k.gcm;
     job->dec_keys = &k.gcm;
-    job->key_len_in_bytes = k.key_len;
+    job->key_len_in_bytes = key_len;
     job->u.GCM.aad = aad;
     job->u.GCM.aad_len_in_bytes = aad_len;
   }

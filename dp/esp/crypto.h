@@ -46,9 +46,16 @@ struct alignas(64) CryptoKeys {
 // Describe an AEAD operation (AES-GCM or ChaCha20-Poly1305) in `job`.
 // nonce: 12 bytes; tag: where the tag is written (encrypt) or computed to
 // (decrypt; the caller compares it with the received one).
-void fill_aead_job(IMB_JOB* job, const CryptoKeys& k, bool encrypt, const std::uint8_t* nonce,
-                   const std::uint8_t* aad, std::uint32_t aad_len, const std::uint8_t* src, std::uint8_t* dst,
-                   std::uint32_t len, std::uint8_t* tag);
+// cipher and key_len: k.cipher and k.key_len, passed by callers that keep
+// copies beside their hot state (k's header line is then not read).
+void fill_aead_job(IMB_JOB* job, const CryptoKeys& k, CipherAlg cipher, std::uint8_t key_len, bool encrypt,
+                   const std::uint8_t* nonce, const std::uint8_t* aad, std::uint32_t aad_len, const std::uint8_t* src,
+                   std::uint8_t* dst, std::uint32_t len, std::uint8_t* tag);
+inline void fill_aead_job(IMB_JOB* job, const CryptoKeys& k, bool encrypt, const std::uint8_t* nonce,
+                          const std::uint8_t* aad, std::uint32_t aad_len, const std::uint8_t* src, std::uint8_t* dst,
+                          std::uint32_t len, std::uint8_t* tag) {
+  fill_aead_job(job, k, k.cipher, k.key_len, encrypt, nonce, aad, aad_len, src, dst, len, tag);
+}
 
 // Describe a cipher+HMAC operation (AES-CBC or NULL with HMAC-SHA*) in `job`.
 // The HMAC covers [buf + auth_off, buf + auth_off + auth_len); the cipher

@@ -212,7 +212,9 @@ Result<std::unique_ptr<EspSa>> EspSa::create(const SaConfig& cfg, IMB_MGR* mgr) 
   sa->hard_ = cfg.hard;
   sa->lifetime_crossed();  // no counts yet: only sets check_* to the first limits
   // RFC 4303 3.3.3: the counter never cycles; 32-bit SAs stop at 2^32-1.
-  sa->seq_limit_ = cfg.esn ? ~0ull : 0xffffffffull;
+  std::memcpy(sa->salt_, sa->keys_.salt, sizeof sa->salt_);
+  sa->cipher_ = sa->keys_.cipher;
+  sa->key_len_ = sa->keys_.key_len;
   // Tunnel outer header template: the fields that never change, and for
   // IPv4 their share of the header checksum, so a packet only adds TOS,
   // length, ID and DF (RFC 1071: the sum is order-independent).
@@ -407,14 +409,14 @@ std::uint16_t EspSa::outbound_burst(EspSa& sa, IMB_MGR* mgr, Packet** pkts, std:
       continue;
     }
     const std::uint64_t seq = sa.next_seq_;
-    if (sa.seq_exhausted_ || seq > sa.seq_limit_ || seq == 0) {
+    if (sa.seq_exhausted_ || seq > sa.seq_limit() || seq == 0) {
       sa.seq_exhausted_ = true;
       p->drop = DropReason::seq_exhausted;
       continue;
     }
     // RFC 4303 3.3.3: never cycle. After the last number (2^32-1, or
     // 2^64-1 with ESN, where next_seq_ would wrap to 0) the SA is spent.
-    if (seq == sa.seq_limit_) sa.seq_exhausted_ = true;
+    if (seq == sa.seq_limit()) sa.seq_exhausted_ = true;
     sa.next_seq_ = seq + 1;
 
     // Trailer: TFC zeros, padding 1, 2, 3, ... (RFC 4303 2.4), pad length, next header.
@@ -487,8 +489,8 @@ std::uint16_t EspSa::outbound_burst(EspSa& sa, IMB_MGR* mgr, Packet** pkts, std:
       // RFC 4106 3.1 / RFC 7634 2: the IV is the sequence number, unique per SA.
       wr64(esp + 8, seq);
       std::uint32_t alen;
-      const std::uint8_t* a = aead_nonce_aad(sa.keys_.salt, sa.esn_, esp, seq, nonce[i], aad[i], alen);
-      fill_aead_job(job, sa.keys_, true, nonce[i], a, alen, payload, payload, ct_len, icv);
+      const std::uint8_t* a = aead_nonce_aad(sa.salt_, sa.esn_, esp, seq, nonce[i], aad[i], alen);
+      fill_aead_job(job, sa.keys_, sa.cipher_, sa.key_len_, true, nonce[i], a, alen, payload, payload, ct_len, icv);
     } else {
       if (sa.iv_len_) std::memcpy(esp + 8, sa.iv_pool_.data() + 16u * sa.iv_used_++, 16);
       std::uint32_t auth_len = esp_hdr + ct_len;
@@ -622,8 +624,8 @@ std::uint16_t EspSa::inbound_burst(EspSa& sa, IMB_MGR* mgr, Packet** pkts, std::
     IMB_JOB* job = IMB_GET_NEXT_JOB(mgr);
     if constexpr (kAead) {
       std::uint32_t alen;
-      const std::uint8_t* a = aead_nonce_aad(sa.keys_.salt, sa.esn_, esp, seq, nonce[i], aad[i], alen);
-      fill_aead_job(job, sa.keys_, false, nonce[i], a, alen, ct, ct, ct_len, computed[i]);
+      const std::uint8_t* a = aead_nonce_aad(sa.salt_, sa.esn_, esp, seq, nonce[i], aad[i], alen);
+      fill_aead_job(job, sa.keys_, sa.cipher_, sa.key_len_, false, nonce[i], a, alen, ct, ct, ct_len, computed[i]);
     } else {
       std::uint8_t* icv = ct + ct_len;
       std::uint32_t auth_len = esp_hdr + ct_len;

@@ -74,15 +74,15 @@ class EspSa {
   // Brings the state a burst touches towards the core (the pipeline calls it
   // while it classifies, before process()): with many SAs it is not cached.
   // Address arithmetic only, no load: the hot fields, lifetime checks and
-  // packet counters (lines 0 and 1), the key header and the first six lines
-  // of key material (AES-GCM's round keys and GHASH keys; see CryptoKeys),
-  // and for an inbound SA the replay window's header.
+  // packet counters (lines 0 and 1), the six lines of AES-GCM key material
+  // (round keys and GHASH keys; CryptoKeys::gcm), and for an inbound SA the
+  // replay window's header. (AES-CBC/HMAC keys are not prefetched.)
   void prefetch(bool inbound) const noexcept {
     const char* p = reinterpret_cast<const char*>(this);
     __builtin_prefetch(p);
     __builtin_prefetch(p + 64);
-    const char* k = reinterpret_cast<const char*>(&keys_);
-    for (int l = 0; l < 7; ++l) __builtin_prefetch(k + 64 * l);
+    const char* k = reinterpret_cast<const char*>(&keys_.gcm);
+    for (int l = 0; l < 6; ++l) __builtin_prefetch(k + 64 * l);
     if (inbound) __builtin_prefetch(&replay_);
   }
   std::uint32_t spi() const noexcept { return spi_; }
@@ -118,11 +118,17 @@ class EspSa {
   void lifetime_crossed() noexcept;  // sets the flags, moves check_* to the next limit
   bool refill_ivs(IMB_MGR* mgr) noexcept;  // false: no fresh IVs (fail closed)
   bool inner_allowed(const std::uint8_t* ip, std::uint16_t len) const noexcept;
+  // Last usable sequence number (RFC 4303 3.3.3, RFC 4304).
+  std::uint64_t seq_limit() const noexcept { return esn_ ? ~std::uint64_t{0} : 0xffffffffull; }
 
   // ---- hot: read and written per packet ----
   BurstFn fn_ = nullptr;
   std::uint64_t next_seq_ = 1;
-  std::uint64_t seq_limit_ = 0;  // last usable sequence number
+  // Copies of keys_' header, so that an AEAD packet reads no key line but
+  // the key material itself.
+  std::uint8_t salt_[4] = {};
+  CipherAlg cipher_ = CipherAlg::null;
+  std::uint8_t key_len_ = 0;
   std::uint32_t spi_ = 0;
   std::uint16_t ip_id_ = 0;
   std::uint8_t iv_len_ = 0;
