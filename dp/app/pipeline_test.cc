@@ -793,6 +793,69 @@ TEST(Pipeline, InterleavedSasInOneBurstKeepEachSasOrder) {
   EXPECT_EQ(seqs[0x1002], (std::vector<int>{1, 2, 3}));
 }
 
+TEST(Pipeline, BurstOfMoreSasThanThePrefetchDistanceGetsThroughBothWays) {
+  // A burst whose packets belong to more SAs than kSaPrefetchAhead: the
+  // later SAs are prefetched by run_esp while the earlier ones encrypt (or
+  // decrypt). Every packet must still go out with its own SA, in order per
+  // SA, and the peer must decrypt the whole burst.
+  constexpr int kSas = 20;
+  static_assert(kSas > static_cast<int>(kSaPrefetchAhead) + 4);
+  Site a(kSiteA), b(kSiteB);
+  std::vector<shm::Change> ca, cb;
+  // SA i protects the traffic from 10.1.0.(10 + i) (B has one neighbour on
+  // its LAN, 10.2.0.5, so the SAs differ by source).
+  std::vector<std::string> nets;
+  for (int i = 0; i < kSas; ++i) nets.push_back("10.1.0." + std::to_string(10 + i) + "/32");
+  std::uint64_t id = 1;
+  for (int i = 0; i < kSas; ++i) {
+    const auto spi = static_cast<std::uint32_t>(0x1100 + i);
+    const auto reqid = static_cast<std::uint32_t>(i + 1);
+    ca.push_back({id, shm::SaAdd{sa(spi, Direction::out, "192.0.2.1", "192.0.2.2", reqid)}});
+    ca.push_back({id + 1, shm::PolicyAdd{pol(PolicyDir::out, PolicyAction::protect, nets[i].c_str(), "10.2.0.0/16", reqid)}});
+    cb.push_back({id, shm::SaAdd{sa(spi, Direction::in, "192.0.2.1", "192.0.2.2", reqid)}});
+    cb.push_back({id + 1, shm::PolicyAdd{pol(PolicyDir::in, PolicyAction::protect, nets[i].c_str(), "10.2.0.0/16", reqid)}});
+    id += 2;
+  }
+  ASSERT_EQ(a.apply(ca).status, shm::Status::ok);
+  ASSERT_EQ(b.apply(cb).status, shm::Status::ok);
+
+  constexpr int kN = kBurst;
+  rte_mbuf* m[kN];
+  for (int k = 0; k < kN; ++k) {
+    const std::string src = "10.1.0." + std::to_string(10 + k % kSas);
+    m[k] = mbuf(ether(ipv4_udp(src.c_str(), "10.2.0.5", 30 + static_cast<std::size_t>(k))));
+  }
+  a.w->process(0, m, kN, 1000);
+  a.w->flush();
+  ASSERT_EQ(a.cap.sent[1].size(), static_cast<std::size_t>(kN));
+  std::map<int, std::vector<int>> seqs;  // SPI -> sequence numbers in the order sent
+  for (const Bytes& f : a.cap.sent[1]) {
+    const int spi = (f[14 + 20 + 2] << 8) | f[14 + 20 + 3];
+    seqs[spi].push_back((f[14 + 20 + 6] << 8) | f[14 + 20 + 7]);
+  }
+  ASSERT_EQ(seqs.size(), static_cast<std::size_t>(kSas));
+  for (int i = 0; i < kSas; ++i) {
+    const std::size_t want = static_cast<std::size_t>(kN / kSas + (i < kN % kSas ? 1 : 0));
+    std::vector<int> expect;
+    for (std::size_t s = 1; s <= want; ++s) expect.push_back(static_cast<int>(s));
+    EXPECT_EQ(seqs[0x1100 + i], expect) << "SA " << i;
+  }
+
+  rte_mbuf* e[kN];
+  for (int k = 0; k < kN; ++k) e[k] = mbuf(a.cap.sent[1][static_cast<std::size_t>(k)]);
+  b.w->process(1, e, kN, 1000);
+  b.w->flush();
+  ASSERT_EQ(b.cap.sent[0].size(), static_cast<std::size_t>(kN));
+  std::multiset<Bytes> got, want;
+  for (const Bytes& f : b.cap.sent[0]) got.insert(Bytes(f.begin() + 14, f.end()));
+  for (int k = 0; k < kN; ++k) {
+    const std::string src = "10.1.0." + std::to_string(10 + k % kSas);
+    want.insert(ipv4_udp(src.c_str(), "10.2.0.5", 30 + static_cast<std::size_t>(k), false, 62));
+  }
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(b.drops(1, PipeDrop::esp), 0u);
+}
+
 TEST(Pipeline, FullTxQueueIsCounted) {
   Site a(kSiteA);
   ASSERT_EQ(a.apply({{1, shm::PolicyAdd{pol(PolicyDir::out, PolicyAction::bypass, "10.1.0.0/24", "198.51.100.0/24")}}})

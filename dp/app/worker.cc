@@ -303,13 +303,17 @@ void Worker::run_outbound(std::uint64_t now_ns) noexcept {
       __builtin_prefetch(&s);
     }
   }
+  // Only the first kSaPrefetchAhead SAs here: run_esp prefetches the rest,
+  // each that many groups before it is processed.
   sad::SaHandle last = sad::kNoSa;
-  for (std::uint16_t i = 0; i < n; ++i) {
+  unsigned ahead = 0;
+  for (std::uint16_t i = 0; i < n && ahead < kSaPrefetchAhead; ++i) {
     if (h[i] == sad::kNoSa || h[i] == last) continue;
     last = h[i];
     const SaSlot& s = dp_.slot(h[i]);
     if (s.owner != index_) continue;  // handed off: its owner reads it later
     if (const esp::EspSa* sa = s.sa.load(std::memory_order_acquire)) sa->prefetch(false);
+    ++ahead;
   }
   for (std::uint16_t i = 0; i < n; ++i) {
     const OutItem& o = out_batch_[i];
@@ -380,7 +384,8 @@ void Worker::to_sa(rte_mbuf* m, std::uint16_t port, sad::SaHandle h, bool outbou
     if (rte_ring_sp_enqueue(dp_.handoff(index_, s.owner), m) != 0) drop(m, port, PipeDrop::handoff_full);
     return;
   }
-  // Inbound SAs here; outbound ones were prefetched a step earlier (run_outbound).
+  // Inbound SAs here; outbound ones were prefetched by run_outbound (the
+  // first kSaPrefetchAhead) or are by run_esp (the rest).
   if (!outbound && (n_esp_ == 0 || esp_[n_esp_ - 1].sa != h)) {
     if (const esp::EspSa* sa = s.sa.load(std::memory_order_acquire)) sa->prefetch(true);
   }
@@ -453,6 +458,13 @@ void Worker::run_esp(std::uint64_t now_ns) noexcept {
   std::uint16_t idx[kBurst * 2];
   for (std::uint16_t gi = 0; gi < ng; ++gi) {
     const sad::SaHandle h = groups[gi].h;
+    // The SA kSaPrefetchAhead groups on (its slot is in cache: run_outbound
+    // or to_sa touched it), so its lines arrive while these packets encrypt.
+    if (gi + kSaPrefetchAhead < ng) {
+      const SaSlot& s = dp_.slot(groups[gi + kSaPrefetchAhead].h);
+      if (const esp::EspSa* sa = s.sa.load(std::memory_order_acquire))
+        sa->prefetch(s.dir != static_cast<std::uint8_t>(Direction::out));
+    }
     std::uint16_t k = 0;
     for (std::uint16_t j = groups[gi].first; j != kEnd; j = next[j]) {
       rte_mbuf* m = esp_[j].m;
