@@ -45,8 +45,8 @@ inline constexpr unsigned kMaxWorkers = 16;
 inline constexpr std::uint16_t kBurst = 32;
 // How many SAs ahead of the one being processed a worker prefetches (SA state
 // and keys, about 10 lines each). All 32 of a burst at once (320 lines) is
-// more than the core keeps in flight and was slower with 10k SAs; 8 was the
-// fastest of 2, 4, 8, 16 and 32 (docs/benchmarks.md, 2026-12-03).
+// more than the core keeps in flight and was slower with 10k SAs; 8 beat 4,
+// 16 and 32 over 9-12 rounds (docs/benchmarks.md, 2026-12-03).
 inline constexpr unsigned kSaPrefetchAhead = 8;
 inline constexpr std::size_t kMaxPorts = cfg::kMaxPorts;
 inline constexpr std::uint16_t kNoPort = 0xffff;
