@@ -1,6 +1,16 @@
 # Helpers shared by cygnet.sh, secgw.sh and floor.sh (sourced; they set HERE, REPO, PY,
 # and SOCK before calling port_stat).
 
+# install_example_build_deps: what building a DPDK example from Debian's
+# dpdk-doc needs (the source, make, a C compiler, pkg-config, libdpdk-dev),
+# installed with apt-get when missing (scripts/deps.sh's install_missing).
+# Skipped when SRC points elsewhere than Debian's copy.
+install_example_build_deps() {
+  # shellcheck source=../../scripts/deps.sh
+  . "$HERE/../../scripts/deps.sh"
+  install_missing dpdk-doc make gcc pkg-config libdpdk-dev
+}
+
 huge_mounts() { awk '$3 == "hugetlbfs" { print $2 }' /proc/mounts; }
 
 is_num() { [[ "$1" =~ ^[0-9]+([.][0-9]+)?$ ]]; }

@@ -5,7 +5,8 @@
 # cygnet.sh and secgw.sh.
 #
 #   floor.sh build [BUILD_DIR]
-#       Copy /usr/share/dpdk/examples/skeleton (Debian dpdk-doc) to
+#       Install what it needs (dpdk-doc, make, gcc, pkg-config, libdpdk-dev)
+#       with apt-get if missing, copy /usr/share/dpdk/examples/skeleton to
 #       BUILD_DIR/skeleton and build it with make + pkg-config libdpdk.
 #       Nothing is written in the repository.
 #   floor.sh run --pcap FILE [--lcore N] [--warmup W] [--seconds S]
@@ -30,11 +31,12 @@ SRC=${SKELETON_SRC:-/usr/share/dpdk/examples/skeleton}
 DEFAULT_BUILD=${CYGNET_BENCH_BUILD:-/tmp/cygnet-bench}
 
 die() { echo "floor: $*" >&2; exit 1; }
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 cmd_build() {
   local build=${1:-$DEFAULT_BUILD}
   [ $# -le 1 ] || usage
+  [ -n "${SKELETON_SRC:-}" ] || install_example_build_deps || die "could not install the build's packages"
   [ -d "$SRC" ] || die "no $SRC (apt-get install dpdk-doc)"
   case "$(realpath -m "$build")/" in "$(realpath "$HERE/../..")"/*) die "BUILD_DIR must be outside the repository";; esac
   mkdir -p "$build"

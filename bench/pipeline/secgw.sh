@@ -2,7 +2,8 @@
 # DPDK's ipsec-secgw as a baseline for the cygnet-dp pipeline benchmark.
 #
 #   secgw.sh build [BUILD_DIR]
-#       Copy /usr/share/dpdk/examples/ipsec-secgw (Debian dpdk-doc) to
+#       Install what it needs (dpdk-doc, make, gcc, pkg-config, libdpdk-dev)
+#       with apt-get if missing, copy /usr/share/dpdk/examples/ipsec-secgw to
 #       BUILD_DIR/secgw, patch the copy (RX checksum offload -> 0, which
 #       vdevs lack) and build it with make + pkg-config libdpdk.
 #       Binary: BUILD_DIR/secgw/build/ipsec-secgw. Nothing is written in the
@@ -61,11 +62,12 @@ PY=/usr/bin/python3
 DEFAULT_BUILD=${CYGNET_BENCH_BUILD:-/tmp/cygnet-bench}
 
 die() { echo "secgw: $*" >&2; exit 1; }
-usage() { sed -n '2,53p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,54p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 # ---------------------------------------------------------------- build
 cmd_build() {
   local build=${1:-$DEFAULT_BUILD}
   [ $# -le 1 ] || usage
+  [ -n "${SECGW_SRC:-}" ] || install_example_build_deps || die "could not install the build's packages"
   [ -f "$SRC/ipsec-secgw.c" ] || die "no ipsec-secgw source at $SRC (apt-get install -y dpdk-doc)"
   command -v pkg-config >/dev/null || die "pkg-config missing (apt-get install -y pkg-config)"
   pkg-config --exists libdpdk || die "pkg-config finds no libdpdk (apt-get install -y libdpdk-dev)"
