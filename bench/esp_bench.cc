@@ -4,6 +4,10 @@
 //   BM_Esp<Dir>/<algo>/<size>  our EspSa::process() over a burst of 32
 //   BM_Raw<Dir>/<algo>/<size>  the same IPsec-MB jobs (same lengths, AAD, in
 //                              place), submitted as a burst of 32, nothing else
+//   BM_EspManySasPrefetch{Lines,Distance}/sas:N
+//                              one packet per SA over N SAs in random order,
+//                              three prefetch choices paired burst by burst
+//                              (which GCM key lines; how far ahead)
 // size 0 means IMIX (7:4:1 of 64, 576 and 1420-byte IP packets).
 // Both sides restore their buffers the same way each iteration (inbound:
 // a memcpy of the ESP packet, since decryption is in place), so the
@@ -11,7 +15,11 @@
 // bench/esp_report.py turns a JSON run into the table in docs/benchmarks.md.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstring>
+#include <memory>
+#include <random>
 #include <vector>
 
 #include "dp/crypto/imb_mgr.h"
@@ -146,6 +154,93 @@ void BM_EspDecrypt(benchmark::State& st) {
   }
   finish(st, b, *m);
 }
+
+// Many SAs, one packet each per burst: the pipeline's 10k-SA case without
+// the ports, to choose how EspSa::prefetch is used. Packet k of a burst goes
+// out on the next SA of a fixed random order of the N SAs (in allocation
+// order they sit side by side and the hardware prefetcher streams them in,
+// which real traffic does not allow), so with N >= 10000 an SA's lines
+// have left L1 and L2 before it comes round again. The SAs are processed
+// one at a time as the dataplane's run_esp does, the SA `ahead` places on
+// prefetched first. AES-GCM-128, IP packets of 50 bytes (the pipeline's
+// 64-byte frames).
+//
+// Paired, for a shared and noisy host: consecutive bursts take turns
+// between three choices, each burst is timed alone, and a slow spell of
+// the host hits all three alike. Counters: ns per packet of each choice.
+struct PrefetchChoice {
+  const char* counter;
+  int lines;  // GCM key lines to name; 0: no prefetch at all; kProbed: gcm_short_packet_lines()
+  int ahead;  // prefetch distance in SAs
+};
+constexpr int kProbed = -1;
+
+void many_sas_paired(benchmark::State& st, const PrefetchChoice (&choice)[3]) {
+  const auto nsas = static_cast<std::size_t>(st.range(0));
+  constexpr int kSize = 50;
+  auto m = dp::ImbManager::create();
+  std::vector<std::unique_ptr<EspSa>> sas;
+  for (std::size_t i = 0; i < nsas; ++i) {
+    SaConfig cfg = config(kAlgos[0], Direction::out);
+    cfg.spi = static_cast<std::uint32_t>(0x1000 + i);
+    auto sa = EspSa::create(cfg, m->get());
+    if (!sa) {
+      st.SkipWithError(sa.error().message.c_str());
+      return;
+    }
+    sas.push_back(std::move(*sa));
+  }
+  std::vector<EspSa*> order;
+  for (auto& sa : sas) order.push_back(sa.get());
+  std::shuffle(order.begin(), order.end(), std::mt19937_64(7));
+  const std::uint16_t probed = gcm_short_packet_lines(m->get());
+  std::uint16_t lines[3];
+  for (int c = 0; c < 3; ++c)
+    lines[c] = choice[c].lines == kProbed ? probed : static_cast<std::uint16_t>(choice[c].lines);
+  double ns[3] = {0, 0, 0};
+  Burst b = make_burst(kSize);
+  std::size_t first = 0;
+  std::uint64_t turn = 0;
+  EspSa* cur[kBurst];
+  for (auto _ : st) {
+    const auto c = static_cast<std::size_t>(turn++ % 3);
+    const int ahead = choice[c].ahead;
+    reset_outbound(b, kSize);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int k = 0; k < kBurst; ++k) cur[k] = order[(first + static_cast<std::size_t>(k)) % nsas];
+    first = (first + kBurst) % nsas;
+    if (lines[c] != 0)
+      for (int k = 0; k < ahead && k < kBurst; ++k) cur[k]->prefetch(false, lines[c]);
+    int good = 0;
+    for (int k = 0; k < kBurst; ++k) {
+      if (lines[c] != 0 && k + ahead < kBurst) cur[k + ahead]->prefetch(false, lines[c]);
+      Packet* p = b.ptrs[k];
+      good += cur[k]->process(m->get(), &p, 1);
+    }
+    ns[c] += static_cast<double>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
+    if (good != kBurst) st.SkipWithError("packets dropped");
+  }
+  finish(st, b, *m);
+  const double per = static_cast<double>(turn / 3) * kBurst;  // packets per choice (the last turns dropped: < 1 %)
+  if (per > 0)
+    for (int c = 0; c < 3; ++c) st.counters[choice[c].counter] = ns[c] / per;
+  st.counters["gcm_lines"] = probed;
+}
+
+// Which GCM key lines: none, lines 0-5 (what the dataplane named on every
+// code path before gcm_short_packet_lines), the probed lines; distance 8.
+void BM_EspManySasPrefetchLines(benchmark::State& st) {
+  static constexpr PrefetchChoice kChoices[3] = {{"ns_none", 0, 8}, {"ns_fixed", 0x3f, 8}, {"ns_probed", kProbed, 8}};
+  many_sas_paired(st, kChoices);
+}
+// How far ahead (kSaPrefetchAhead in dp/app/dataplane.h): 4, 8 or 16 SAs.
+void BM_EspManySasPrefetchDistance(benchmark::State& st) {
+  static constexpr PrefetchChoice kChoices[3] = {{"ns_d4", kProbed, 4}, {"ns_d8", kProbed, 8}, {"ns_d16", kProbed, 16}};
+  many_sas_paired(st, kChoices);
+}
+BENCHMARK(BM_EspManySasPrefetchLines)->Arg(1)->Arg(1000)->Arg(10000)->Arg(100000)->ArgName("sas");
+BENCHMARK(BM_EspManySasPrefetchDistance)->Arg(1)->Arg(1000)->Arg(10000)->Arg(100000)->ArgName("sas");
 
 // The raw ceiling: the same crypto jobs ESP submits for these packets
 // (payload + padding + trailer, 8-byte AAD or ESP header + IV authenticated),

@@ -44,9 +44,9 @@ namespace cygnet::dp::app {
 inline constexpr unsigned kMaxWorkers = 16;
 inline constexpr std::uint16_t kBurst = 32;
 // How many SAs ahead of the one being processed a worker prefetches (SA state
-// and keys, about 10 lines each). All 32 of a burst at once (320 lines) is
-// more than the core keeps in flight and was slower with 10k SAs; 8 beat 4,
-// 16 and 32 over 9-12 rounds (docs/benchmarks.md, 2026-12-03).
+// and keys, about 9 lines each). Chosen with esp_bench's paired
+// BM_EspManySasPrefetchDistance (docs/benchmarks.md, "The SA prefetch was
+// compiled away"): 4 and 8 within 2 % of each other, 16 slower.
 inline constexpr unsigned kSaPrefetchAhead = 8;
 inline constexpr std::size_t kMaxPorts = cfg::kMaxPorts;
 inline constexpr std::uint16_t kNoPort = 0xffff;
@@ -355,6 +355,9 @@ class Worker {
   spd::SpdLookup out_;
   spd::SpdLookup in_;
   IMB_MGR* mgr_;
+  // The GCM key lines a short packet reads on mgr_'s code path
+  // (esp::gcm_short_packet_lines): what EspSa::prefetch names.
+  const std::uint16_t gcm_lines_;
   TxFn tx_fn_;
   void* tx_ctx_ = nullptr;
   std::uint16_t exception_port_ = kNoPort;

@@ -770,6 +770,21 @@ TEST(Pipeline, PerCpuSasLetEachWorkerUseItsOwnSa) {
   EXPECT_EQ(owners.size(), 2u);
 }
 
+// SPI -> the sequence numbers of its packets in the order sent, from
+// Ethernet + IPv4 (no options) + ESP frames.
+std::map<std::uint32_t, std::vector<std::uint32_t>> seqs_by_spi(const std::vector<Bytes>& frames) {
+  std::map<std::uint32_t, std::vector<std::uint32_t>> seqs;
+  const auto be32 = [](const Bytes& f, std::size_t o) {
+    return (std::uint32_t{f[o]} << 24) | (std::uint32_t{f[o + 1]} << 16) | (std::uint32_t{f[o + 2]} << 8) | f[o + 3];
+  };
+  for (const Bytes& f : frames) {
+    EXPECT_GE(f.size(), 14u + 20u + 8u);
+    if (f.size() < 14u + 20u + 8u) continue;
+    seqs[be32(f, 14 + 20)].push_back(be32(f, 14 + 20 + 4));
+  }
+  return seqs;
+}
+
 TEST(Pipeline, InterleavedSasInOneBurstKeepEachSasOrder) {
   Site a(kSiteA);
   ASSERT_EQ(a.apply({{1, shm::SaAdd{sa(0x1001, Direction::out, "192.0.2.1", "192.0.2.2", 1)}},
@@ -784,13 +799,9 @@ TEST(Pipeline, InterleavedSasInOneBurstKeepEachSasOrder) {
   a.w->process(0, m, 6, 1000);
   a.w->flush();
   ASSERT_EQ(a.cap.sent[1].size(), 6u);
-  std::map<int, std::vector<int>> seqs;  // SPI -> sequence numbers in the order sent
-  for (const Bytes& f : a.cap.sent[1]) {
-    const int spi = (f[14 + 20 + 2] << 8) | f[14 + 20 + 3];
-    seqs[spi].push_back((f[14 + 20 + 6] << 8) | f[14 + 20 + 7]);
-  }
-  EXPECT_EQ(seqs[0x1001], (std::vector<int>{1, 2, 3}));
-  EXPECT_EQ(seqs[0x1002], (std::vector<int>{1, 2, 3}));
+  std::map<std::uint32_t, std::vector<std::uint32_t>> seqs = seqs_by_spi(a.cap.sent[1]);
+  EXPECT_EQ(seqs[0x1001], (std::vector<std::uint32_t>{1, 2, 3}));
+  EXPECT_EQ(seqs[0x1002], (std::vector<std::uint32_t>{1, 2, 3}));
 }
 
 TEST(Pipeline, BurstOfMoreSasThanThePrefetchDistanceGetsThroughBothWays) {
@@ -828,17 +839,13 @@ TEST(Pipeline, BurstOfMoreSasThanThePrefetchDistanceGetsThroughBothWays) {
   a.w->process(0, m, kN, 1000);
   a.w->flush();
   ASSERT_EQ(a.cap.sent[1].size(), static_cast<std::size_t>(kN));
-  std::map<int, std::vector<int>> seqs;  // SPI -> sequence numbers in the order sent
-  for (const Bytes& f : a.cap.sent[1]) {
-    const int spi = (f[14 + 20 + 2] << 8) | f[14 + 20 + 3];
-    seqs[spi].push_back((f[14 + 20 + 6] << 8) | f[14 + 20 + 7]);
-  }
+  std::map<std::uint32_t, std::vector<std::uint32_t>> seqs = seqs_by_spi(a.cap.sent[1]);
   ASSERT_EQ(seqs.size(), static_cast<std::size_t>(kSas));
   for (int i = 0; i < kSas; ++i) {
     const std::size_t want = static_cast<std::size_t>(kN / kSas + (i < kN % kSas ? 1 : 0));
-    std::vector<int> expect;
-    for (std::size_t s = 1; s <= want; ++s) expect.push_back(static_cast<int>(s));
-    EXPECT_EQ(seqs[0x1100 + i], expect) << "SA " << i;
+    std::vector<std::uint32_t> expect;
+    for (std::size_t s = 1; s <= want; ++s) expect.push_back(static_cast<std::uint32_t>(s));
+    EXPECT_EQ(seqs[static_cast<std::uint32_t>(0x1100 + i)], expect) << "SA " << i;
   }
 
   rte_mbuf* e[kN];

@@ -112,6 +112,7 @@ Worker::Worker(Dataplane& dp, unsigned index, rte_mempool* pool, IMB_MGR* mgr)
       out_(dp.spd(), PolicyDir::out, dp.options().flow_cache_entries, dp.options().acquire),
       in_(dp.spd(), PolicyDir::in, dp.options().flow_cache_entries, dp.options().acquire),
       mgr_(mgr),
+      gcm_lines_(esp::gcm_short_packet_lines(mgr)),
       tx_fn_(default_tx) {
   for (std::size_t i = 0; i < dp.ports().size(); ++i)
     if (dp.ports()[i].exception) exception_port_ = static_cast<std::uint16_t>(i);
@@ -312,7 +313,7 @@ void Worker::run_outbound(std::uint64_t now_ns) noexcept {
     last = h[i];
     const SaSlot& s = dp_.slot(h[i]);
     if (s.owner != index_) continue;  // handed off: its owner reads it later
-    if (const esp::EspSa* sa = s.sa.load(std::memory_order_acquire)) sa->prefetch(false);
+    if (const esp::EspSa* sa = s.sa.load(std::memory_order_acquire)) sa->prefetch(false, gcm_lines_);
     ++ahead;
   }
   for (std::uint16_t i = 0; i < n; ++i) {
@@ -384,10 +385,10 @@ void Worker::to_sa(rte_mbuf* m, std::uint16_t port, sad::SaHandle h, bool outbou
     if (rte_ring_sp_enqueue(dp_.handoff(index_, s.owner), m) != 0) drop(m, port, PipeDrop::handoff_full);
     return;
   }
-  // Inbound SAs here; outbound ones were prefetched by run_outbound (the
-  // first kSaPrefetchAhead) or are by run_esp (the rest).
+  // Inbound SAs are prefetched here. Outbound ones are not: run_outbound
+  // prefetched the first kSaPrefetchAhead, and run_esp prefetches the rest.
   if (!outbound && (n_esp_ == 0 || esp_[n_esp_ - 1].sa != h)) {
-    if (const esp::EspSa* sa = s.sa.load(std::memory_order_acquire)) sa->prefetch(true);
+    if (const esp::EspSa* sa = s.sa.load(std::memory_order_acquire)) sa->prefetch(true, gcm_lines_);
   }
   esp_[n_esp_++] = EspItem{m, h, port, m->data_off};
 }
@@ -463,7 +464,7 @@ void Worker::run_esp(std::uint64_t now_ns) noexcept {
     if (gi + kSaPrefetchAhead < ng) {
       const SaSlot& s = dp_.slot(groups[gi + kSaPrefetchAhead].h);
       if (const esp::EspSa* sa = s.sa.load(std::memory_order_acquire))
-        sa->prefetch(s.dir != static_cast<std::uint8_t>(Direction::out));
+        sa->prefetch(s.dir != static_cast<std::uint8_t>(Direction::out), gcm_lines_);
     }
     std::uint16_t k = 0;
     for (std::uint16_t j = groups[gi].first; j != kEnd; j = next[j]) {

@@ -92,6 +92,55 @@ Result<void> CryptoKeys::init(IMB_MGR* mgr, const SaConfig& sa) {
   return {};
 }
 
+std::uint16_t gcm_short_packet_lines(IMB_MGR* mgr) {
+  constexpr unsigned kLines = (sizeof(gcm_key_data) + 63) / 64;
+  static_assert(kLines <= 16, "the line mask is 16 bits");
+  constexpr std::uint16_t kAll = static_cast<std::uint16_t>((1u << kLines) - 1);
+  // A throwaway key; nothing secret goes through here.
+  std::uint8_t key[32];
+  for (unsigned i = 0; i < sizeof key; ++i) key[i] = static_cast<std::uint8_t>(0x30 + i);
+  const std::uint8_t nonce[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+  const std::uint8_t aad[8] = {0, 0, 0x10, 0x01, 0, 0, 0, 1};  // SPI + sequence number
+  std::uint8_t msg[128];
+  for (unsigned i = 0; i < sizeof msg; ++i) msg[i] = static_cast<std::uint8_t>(i * 7);
+  struct Out {
+    std::uint8_t ct[sizeof msg];
+    std::uint8_t tag[16];
+  };
+  // Encrypts msg[0, len) with `keys`; false if the job failed.
+  const auto encrypt = [&](const CryptoKeys& keys, CipherAlg alg, std::uint8_t key_len, std::uint32_t len,
+                           Out& out) {
+    std::memset(&out, 0, sizeof out);
+    IMB_JOB* job = IMB_GET_NEXT_JOB(mgr);
+    fill_aead_job(job, keys, alg, key_len, true, nonce, aad, sizeof aad, msg, out.ct, len, out.tag);
+    IMB_JOB* done = run_one(mgr, job);
+    return done != nullptr && done->status == IMB_STATUS_COMPLETED;
+  };
+  CryptoKeys ref, changed;
+  std::uint16_t lines = 0;
+  for (const bool aes256 : {false, true}) {
+    const CipherAlg alg = aes256 ? CipherAlg::aes_gcm16_256 : CipherAlg::aes_gcm16_128;
+    const std::uint8_t key_len = aes256 ? 32 : 16;
+    if (aes256) {
+      IMB_AES256_GCM_PRE(mgr, key, &ref.gcm);
+    } else {
+      IMB_AES128_GCM_PRE(mgr, key, &ref.gcm);
+    }
+    for (const std::uint32_t len : {40u, 52u, 128u}) {
+      Out want, got;
+      if (!encrypt(ref, alg, key_len, len, want)) return kAll;
+      for (unsigned l = 0; l < kLines; ++l) {
+        std::memcpy(&changed.gcm, &ref.gcm, sizeof ref.gcm);
+        auto* b = reinterpret_cast<std::uint8_t*>(&changed.gcm);
+        for (std::size_t i = 64 * l; i < 64 * l + 64 && i < sizeof changed.gcm; ++i) b[i] ^= 0xa5;
+        if (!encrypt(changed, alg, key_len, len, got)) return kAll;
+        if (std::memcmp(&want, &got, sizeof want) != 0) lines = static_cast<std::uint16_t>(lines | (1u << l));
+      }
+    }
+  }
+  return lines != 0 ? lines : kAll;
+}
+
 void fill_aead_job(IMB_JOB* job, const CryptoKeys& k, CipherAlg cipher, std::uint8_t key_len, bool encrypt,
                    const std::uint8_t* nonce, const std::uint8_t* aad, std::uint32_t aad_len, const std::uint8_t* src,
                    std::uint8_t* dst, std::uint32_t len, std::uint8_t* tag) {

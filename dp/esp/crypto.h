@@ -43,6 +43,19 @@ struct alignas(64) CryptoKeys {
   }
 };
 
+// The 64-byte lines of a gcm_key_data (bit l: bytes 64*l to 64*l+63) that
+// AES-GCM of a short packet reads on `mgr`'s code path: what a prefetch of
+// an SA's GCM keys should name. IPsec-MB's code paths lay out the GHASH keys
+// differently (AVX2 and plain AVX-512: the 8 powers of H right after the
+// round keys; VAES AVX-512: 48 powers, the lowest 16 last, at bytes
+// 752-1007), so the lines are found by probing, not assumed: short
+// messages (3, 4 and 8 blocks, 8 bytes of AAD, AES-128 and AES-256) are
+// encrypted with one line of the key data changed at a time, and a line
+// whose change changes the ciphertext or the tag is read. About 100 jobs
+// with a throwaway key; call once per manager, off the hot path. If a probe
+// job fails, every line is returned (prefetching more is safe).
+std::uint16_t gcm_short_packet_lines(IMB_MGR* mgr);
+
 // Describe an AEAD operation (AES-GCM or ChaCha20-Poly1305) in `job`.
 // nonce: 12 bytes; tag: where the tag is written (encrypt) or computed to
 // (decrypt; the caller compares it with the received one).

@@ -11,6 +11,7 @@
 #include <intel-ipsec-mb.h>
 
 #include <array>
+#include <bit>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -19,6 +20,7 @@
 #include "dp/esp/crypto.h"
 #include "dp/esp/drop.h"
 #include "dp/esp/replay.h"
+#include "dp/prefetch.h"
 #include "dp/spd/flow.h"
 #include "shared/result.h"
 #include "shared/sa.h"
@@ -74,16 +76,20 @@ class EspSa {
   // Brings the state a burst touches towards the core (the pipeline calls it
   // while it classifies, before process()): with many SAs it is not cached.
   // Address arithmetic only, no load: the hot fields, lifetime checks and
-  // packet counters (lines 0 and 1), the six lines of AES-GCM key material
-  // (round keys and GHASH keys; CryptoKeys::gcm), and for an inbound SA the
-  // replay window's header. (AES-CBC/HMAC keys are not prefetched.)
-  void prefetch(bool inbound) const noexcept {
+  // packet counters (lines 0 and 1), the lines of AES-GCM key material named
+  // by gcm_lines (bit l: line l of CryptoKeys::gcm; the caller's
+  // gcm_short_packet_lines() of its manager, the same for every SA), and for
+  // an inbound SA the replay window's header. (AES-CBC/HMAC keys are not
+  // prefetched.)
+  void prefetch(bool inbound, std::uint16_t gcm_lines) const noexcept {
+    // prefetch_line, not __builtin_prefetch: GCC deleted this whole function
+    // as side-effect free (dp/prefetch.h).
     const char* p = reinterpret_cast<const char*>(this);
-    __builtin_prefetch(p);
-    __builtin_prefetch(p + 64);
+    prefetch_line(p);
+    prefetch_line(p + 64);
     const char* k = reinterpret_cast<const char*>(&keys_.gcm);
-    for (int l = 0; l < 6; ++l) __builtin_prefetch(k + 64 * l);
-    if (inbound) __builtin_prefetch(&replay_);
+    for (unsigned m = gcm_lines; m != 0; m &= m - 1) prefetch_line(k + 64 * std::countr_zero(m));
+    if (inbound) prefetch_line(&replay_);
   }
   std::uint32_t spi() const noexcept { return spi_; }
   Direction direction() const noexcept { return dir_; }

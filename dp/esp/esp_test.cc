@@ -673,5 +673,125 @@ TEST(EspCreate, RefusesInvalidConfig) {
   EXPECT_NE(r.error().message.find("20-byte key"), std::string::npos);
 }
 
+#if defined(__x86_64__)
+// Called through a pointer, never inlined: its machine code is what a caller
+// of EspSa::prefetch gets.
+[[gnu::noinline]] void call_prefetch(const EspSa* sa, std::uint16_t lines) { sa->prefetch(false, lines); }
+
+// GCC 12 at -O2 once compiled EspSa::prefetch to nothing (dp/prefetch.h):
+// the function's code must hold prefetch instructions (0F 18 /1,
+// prefetcht0), not only a return. Scans the first bytes of the non-inlined
+// wrapper.
+TEST(EspSaPrefetch, IsNotCompiledAway) {
+  void (*volatile fn)(const EspSa*, std::uint16_t) = call_prefetch;
+  const auto* code = reinterpret_cast<const std::uint8_t*>(fn);
+  int prefetches = 0;
+  for (int i = 0; i + 2 < 96; ++i)
+    if (code[i] == 0x0f && code[i + 1] == 0x18 && ((code[i + 2] >> 3) & 7) == 1) ++prefetches;
+  EXPECT_GE(prefetches, 2) << "EspSa::prefetch emits no prefetcht0";
+}
+#endif
+
+// The other code paths this CPU can run: the probe finds each one's layout.
+TEST(GcmShortPacketLines, FollowTheLayoutOfEachCodePath) {
+  struct Path {
+    const char* name;
+    void (*init)(IMB_MGR*);
+    std::uint16_t hkey1_line;  // where HashKey^1 is (gcm_keys_*.asm)
+    std::uint16_t past;        // lines a short packet must not need
+  };
+  const Path paths[] = {
+      {"sse", init_mb_mgr_sse, 5, 0xff00},  // HashKey^8..1, then their Karatsuba halves (lines 5-7)
+      {"avx2", init_mb_mgr_avx2, 5, 0xffc0},
+  };
+  int probed = 0;
+  for (const Path& p : paths) {
+    IMB_MGR* mgr = alloc_mb_mgr(0);
+    ASSERT_NE(mgr, nullptr);
+    p.init(mgr);
+    if (imb_get_errno(mgr) != 0) {  // this CPU lacks the path
+      free_mb_mgr(mgr);
+      continue;
+    }
+    const std::uint16_t lines = gcm_short_packet_lines(mgr);
+    std::printf("%s: 0x%04x\n", p.name, lines);
+    EXPECT_TRUE(lines & 1u) << p.name;
+    EXPECT_TRUE(lines & (1u << p.hkey1_line)) << p.name;
+    EXPECT_EQ(lines & p.past, 0u) << p.name;
+    free_mb_mgr(mgr);
+    ++probed;
+  }
+  EXPECT_GE(probed, 1) << "AES-NI machines run the SSE path at least";
+}
+
+// gcm_short_packet_lines: the probed lines are where IPsec-MB's layout for
+// this code path puts what a short packet needs, and they are enough.
+TEST(GcmShortPacketLines, MatchTheCodePathsKeyLayoutAndSufficeForEncryptAndDecrypt) {
+  auto m = ImbManager::create();
+  ASSERT_TRUE(m.ok()) << m.error().message;
+  IMB_MGR* mgr = m->get();
+  const std::uint16_t lines = gcm_short_packet_lines(mgr);
+  std::printf("%s: GCM key lines read by a short packet: 0x%04x\n", m->arch_description().c_str(), lines);
+  EXPECT_TRUE(lines & 1u) << "the first round key is read by every packet";
+  // The layouts in IPsec-MB's gcm_keys_*.asm: after 240 bytes of round keys,
+  // VAES AVX-512 stores HashKey^48 ... HashKey^1 (HashKey^1 at byte 992, line
+  // 15), AVX2 and plain AVX-512 HashKey^8 ... HashKey^1 (HashKey^1 at byte
+  // 352, line 5). A short packet multiplies by the lowest powers only.
+  const auto f = mgr->features;
+  if (m->arch() == IMB_ARCH_AVX512 && (f & IMB_FEATURE_VAES) && (f & IMB_FEATURE_VPCLMULQDQ)) {
+    EXPECT_TRUE(lines & (1u << 15)) << "HashKey^1";
+    EXPECT_EQ(lines & 0x0ff0u, 0u) << "HashKey^48 to HashKey^17 are for long messages";
+  } else if (m->arch() == IMB_ARCH_AVX2 || m->arch() == IMB_ARCH_AVX512) {
+    EXPECT_TRUE(lines & (1u << 5)) << "HashKey^1";
+    EXPECT_EQ(lines & 0xffc0u, 0u) << "nothing past HashKey^1";
+  }
+  // Enough: with every other line of the key data garbled, the direct GCM
+  // API (not the job API the probe uses) encrypts and decrypts a 52-byte
+  // ESP payload with 8 bytes of AAD exactly as with the intact keys.
+  for (const bool aes256 : {false, true}) {
+    std::uint8_t key[32];
+    for (unsigned i = 0; i < sizeof key; ++i) key[i] = static_cast<std::uint8_t>(0xc0 ^ i);
+    alignas(64) gcm_key_data good{};
+    alignas(64) gcm_key_data bad{};
+    if (aes256) {
+      IMB_AES256_GCM_PRE(mgr, key, &good);
+    } else {
+      IMB_AES128_GCM_PRE(mgr, key, &good);
+    }
+    std::memcpy(&bad, &good, sizeof good);
+    auto* b = reinterpret_cast<std::uint8_t*>(&bad);
+    for (std::size_t i = 0; i < sizeof bad; ++i)
+      if (!(lines & (1u << (i / 64)))) b[i] = static_cast<std::uint8_t>(~b[i]);
+    const std::uint8_t iv[12] = {9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 1, 2};
+    const std::uint8_t aad[8] = {0, 0, 0x20, 0x02, 0, 0, 0, 7};
+    std::uint8_t pt[52];
+    for (unsigned i = 0; i < sizeof pt; ++i) pt[i] = static_cast<std::uint8_t>(3 * i + 1);
+    std::uint8_t ct_good[52], ct_bad[52], back[52], tag_good[16], tag_bad[16], tag_dec[16];
+    gcm_context_data ctx{};
+    const auto enc = [&](const gcm_key_data& k, std::uint8_t* out, const std::uint8_t* in, std::uint8_t* tag) {
+      if (aes256) {
+        IMB_AES256_GCM_ENC(mgr, &k, &ctx, out, in, sizeof pt, iv, aad, sizeof aad, tag, 16);
+      } else {
+        IMB_AES128_GCM_ENC(mgr, &k, &ctx, out, in, sizeof pt, iv, aad, sizeof aad, tag, 16);
+      }
+    };
+    enc(good, ct_good, pt, tag_good);
+    enc(bad, ct_bad, pt, tag_bad);
+    EXPECT_EQ(0, std::memcmp(ct_good, ct_bad, sizeof pt)) << (aes256 ? "AES-256" : "AES-128");
+    EXPECT_EQ(0, std::memcmp(tag_good, tag_bad, 16)) << (aes256 ? "AES-256" : "AES-128");
+    if (aes256) {
+      IMB_AES256_GCM_DEC(mgr, &bad, &ctx, back, ct_good, sizeof pt, iv, aad, sizeof aad, tag_dec, 16);
+    } else {
+      IMB_AES128_GCM_DEC(mgr, &bad, &ctx, back, ct_good, sizeof pt, iv, aad, sizeof aad, tag_dec, 16);
+    }
+    EXPECT_EQ(0, std::memcmp(back, pt, sizeof pt)) << (aes256 ? "AES-256" : "AES-128");
+    EXPECT_EQ(0, std::memcmp(tag_dec, tag_good, 16)) << (aes256 ? "AES-256" : "AES-128");
+    // And the garbling is real: garbling every line breaks the tag.
+    std::memset(&bad, 0x5a, sizeof bad);
+    enc(bad, ct_bad, pt, tag_bad);
+    EXPECT_NE(0, std::memcmp(tag_good, tag_bad, 16));
+  }
+}
+
 }  // namespace
 }  // namespace cygnet::dp::esp
