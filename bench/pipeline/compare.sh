@@ -6,7 +6,8 @@
 #
 # Cases: every size x SA count x worker count for AES-GCM-128, and the
 # --cbc cases for AES-CBC-128 + HMAC-SHA256-128. A case with N SAs uses
-# gen_pcap.py --flows N (flow i -> SA i, packets cycling over the flows).
+# gen_pcap.py --flows N (flow i -> SA i, packets cycling over the flows,
+# or in a random order with --shuffle).
 # For each case, R rounds of: raw ceiling (ceiling.py: esp_bench
 # BM_RawEncrypt on the worker's CPU), cygnet-dp (cygnet.sh run), then
 # ipsec-secgw (secgw.sh run), each measured the same way: after --warmup s,
@@ -34,6 +35,9 @@
 #   --sas "..."        default "1 1000 10000 100000"
 #   --workers "..."    default "1 2"
 #   --cbc "SAS:SIZE ..."  AES-CBC+SHA256 cases (default "1:64 1:1420"), "" for none
+#   --shuffle          packets in a fixed-seed random flow order (gen_pcap.py
+#                      --shuffle), for both programs: with flows in order the
+#                      hardware prefetcher hides the many-SA misses
 #   --no-ceiling       skip the raw IPsec-MB measurement
 #   --no-check         skip the correctness check of cygnet-dp's ESP
 #   --check-sas "..."  SA counts of the check, GCM (default "1000 100000";
@@ -58,11 +62,11 @@ REPO=$(cd "$HERE/../.." && pwd)
 PY=/usr/bin/python3
 
 die() { echo "compare: $*" >&2; exit 1; }
-usage() { sed -n '2,54p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,57p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 ROUNDS=3 SECONDS_W=2 WINDOWS=5 WARMUP=2
 SIZES="64 1420 imix" SASL="1 1000 10000 100000" WORKERS="1 2" CBC="1:64 1:1420"
-CEILING=1 CHECK=1 CHECK_SAS="1000 100000" QUIET=30 DP_EAL="" OUT="" JSON=0 PERF=0
+CEILING=1 CHECK=1 CHECK_SAS="1000 100000" QUIET=30 DP_EAL="" OUT="" JSON=0 PERF=0 SHUFFLE=0
 SECGW_BUILD=${CYGNET_BENCH_BUILD:-/tmp/cygnet-bench}
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -75,6 +79,7 @@ while [ $# -gt 0 ]; do
     --sas) SASL=${2:?}; shift 2;;
     --workers) WORKERS=${2:?}; shift 2;;
     --cbc) CBC=${2?}; shift 2;;
+    --shuffle) SHUFFLE=1; shift;;
     --no-ceiling) CEILING=0; shift;;
     --no-check) CHECK=0; shift;;
     --check-sas) CHECK_SAS=${2:?}; shift 2;;
@@ -179,8 +184,13 @@ DP_2W_FAILED=""   # worker counts whose cygnet-dp start-up failed (not retried)
 for c in "${CASES[@]}"; do
   read -r alg n size w <<<"$c"
   name="$alg/${n}sa/$size/${w}w"
-  pcap="$OUT/pcap-$size-$n.pcap"
-  [ -s "$pcap" ] || "$PY" "$HERE/gen_pcap.py" --size "$size" --flows "$n" "$pcap" >&2
+  if [ "$SHUFFLE" -eq 1 ]; then
+    pcap="$OUT/pcap-$size-$n-shuffled.pcap"
+    [ -s "$pcap" ] || "$PY" "$HERE/gen_pcap.py" --size "$size" --flows "$n" --shuffle "$pcap" >&2
+  else
+    pcap="$OUT/pcap-$size-$n.pcap"
+    [ -s "$pcap" ] || "$PY" "$HERE/gen_pcap.py" --size "$size" --flows "$n" "$pcap" >&2
+  fi
   # cores
   if [ "$NCPU" -ge $((w + 1)) ]; then
     lc=$(seq -s, 1 "$w"); dp_eal=""; ceil_cpu=1
