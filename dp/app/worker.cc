@@ -294,14 +294,14 @@ void Worker::run_outbound(std::uint64_t now_ns) noexcept {
   // is a cache miss, and this way a burst's misses overlap instead of
   // following each other packet by packet.
   for (std::uint16_t i = 0; i < n; ++i) {
-    if (v[i].decision.action == PolicyAction::protect) __builtin_prefetch(dp_.outbound().get(v[i].decision.sa_slot));
+    if (v[i].decision.action == PolicyAction::protect) prefetch_line(dp_.outbound().get(v[i].decision.sa_slot));
   }
   sad::SaHandle h[kBurst];
   for (std::uint16_t i = 0; i < n; ++i) {
     h[i] = v[i].decision.action == PolicyAction::protect ? pick(v[i].decision.sa_slot) : sad::kNoSa;
     if (h[i] != sad::kNoSa) {
       const SaSlot& s = dp_.slot(h[i]);
-      __builtin_prefetch(&s);
+      prefetch_line(&s);
     }
   }
   // Only the first kSaPrefetchAhead SAs here: run_esp prefetches the rest,

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <memory>
 
+#include "dp/prefetch.h"
 #include "dp/spd/flow.h"
 #include "shared/policy.h"
 
@@ -79,8 +80,8 @@ class FlowCache {
     // Brings the bucket of hash h towards the core (burst lookups).
     void prefetch(std::uint64_t h) const noexcept {
       const CacheEntry* b = bucket(h);
-      __builtin_prefetch(b);
-      __builtin_prefetch(b + 1);
+      prefetch_line(b);
+      prefetch_line(b + 1);
     }
   };
   Slots slots() const noexcept { return Slots{entries_.get(), mask_}; }
