@@ -5,6 +5,8 @@ CYGNET_BUILD_PKGS=(
   libdpdk-dev dpdk libipsec-mb-dev libssl-dev libconfig++-dev libboost-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-scapy tshark
+  # scapy's ESP and bench/pipeline/gen_pcap.py --esp encrypt with it (only a Recommends of scapy)
+  python3-cryptography
   # end-to-end tests: a real kernel ESP peer in user-mode-linux, namespaces
   user-mode-linux kmod iproute2 tcpdump ethtool iputils-ping
   # interop tests: strongSwan's charon as an IKEv2 + ESP peer (tests/interop/strongswan_peer.sh);

@@ -29,17 +29,24 @@
 #                          (default bench-PID)
 #       --bypass           bypass policies instead of protect (no ESP: the
 #                          pipeline and I/O without crypto)
+#       --inbound          the other direction: FILE is ESP (gen_pcap.py
+#                          --esp ALG), port 0 unprotected, port 1 protected,
+#                          N inbound SAs without anti-replay (dp_config.py
+#                          --inbound); the rate is decrypted packets out
 #       --perf FILE        also `perf record` the process for one window
 #                          length during the windows, report to FILE
 #       --keep DIR         keep the log and config in DIR
 #       --json             also print one JSON line with all the figures
 #       --label TEXT       free text put in the result line
-#   cygnet.sh check --sas N --alg ALG [--bin FILE] [--keep DIR]
+#   cygnet.sh check --sas N --alg ALG [--inbound] [--bin FILE] [--keep DIR]
 #       Correctness, not speed: one 200-byte packet per SA (gen_pcap.py),
 #       sent once through cygnet-dp (one worker), port 1 captured with
 #       net_pcap tx_pcap, every packet decrypted with scapy (esp_check.py
 #       --cygnet CONFIG): right tunnel, SPI, ICV, inner dst = the policy of
-#       the SA's reqid, every SA seen.
+#       the SA's reqid, every SA seen. --inbound: the packets are ESP made
+#       by gen_pcap.py --esp (python's cryptography, checked by scapy's
+#       ESP), and every captured packet must be a flow's cleartext packet,
+#       TTL one lower (clear_check.py), every flow seen.
 #
 # Exit codes: 0 done, 1 failed (message says why, the log is kept), 2 usage.
 set -euo pipefail
@@ -51,7 +58,7 @@ PY=/usr/bin/python3
 . "$HERE/common.sh"
 
 die() { echo "cygnet: $*" >&2; exit 1; }
-usage() { sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,51p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 RUN_PID=""      # timeout(1) wrapping cygnet-dp
 RUN_DIR=""
 KEEP_RUN_DIR=0
@@ -144,7 +151,7 @@ with t.Telemetry(sys.argv[2]) as c: print(c.pid)' "$HERE" "$SOCK")
 }
 
 cmd_run() {
-  local pcap="" sas="" alg="" workers=1 eal="" sink=pcap seconds=5 warmup=3 windows=1
+  local pcap="" sas="" alg="" workers=1 eal="" sink=pcap seconds=5 warmup=3 windows=1 inbound=0
   local bin="$REPO/build/dp/app/cygnet-dp" keep="" json=0 label="" perf="" bypass=0
   SHM="bench-$$"
   while [ $# -gt 0 ]; do
@@ -162,6 +169,7 @@ cmd_run() {
       --shm) SHM=${2:?}; shift 2;;
       --perf) perf=${2:?}; shift 2;;
       --bypass) bypass=1; shift;;
+      --inbound) inbound=1; shift;;
       --keep) keep=${2:?}; shift 2;;
       --json) json=1; shift;;
       --label) label=${2:?}; shift 2;;
@@ -185,6 +193,7 @@ cmd_run() {
   local -a sink_arg=()
   [ "$sink" = pcap ] || sink_arg=(--out-device net_null0,no-rx=1)
   [ "$bypass" -eq 0 ] || sink_arg+=(--bypass)
+  [ "$inbound" -eq 0 ] || sink_arg+=(--inbound)
   "$PY" "$HERE/dp_config.py" --sas "$sas" --alg "$alg" --pcap "$pcap" --pcap-packets "$PCAP_COUNT" \
     --workers "$workers" --shm "$SHM" "${sink_arg[@]}" "$conf" >&2
   local limit
@@ -220,9 +229,11 @@ cmd_run() {
   stop_ours
   [ "$STOP_RC" = 0 ] || { tail -25 "$LOG" >&2; die "cygnet-dp exited with status $STOP_RC on SIGTERM, not 0 (log: $LOG)"; }
 
+  BENCH_DIRECTION=$([ "$inbound" -eq 1 ] && echo in || echo out) \
   "$PY" - "$res" "$s0" "$s1" "$c0" "$c1" "$json" "$label" "$pcap" "$PCAP_COUNT" "$PCAP_MEAN" "$sas" \
     "$workers" "$TPID" "$load" "$ARCH" "$STARTUP" "$eal" <<'EOF'
-import json, sys
+import json, os, sys
+direction = os.environ["BENCH_DIRECTION"]
 res = json.loads(sys.argv[1])
 s0 = json.loads(sys.argv[2])["/ethdev/stats"]
 s1 = json.loads(sys.argv[3])["/ethdev/stats"]
@@ -241,7 +252,8 @@ gbps = mpps * float(mean) * 8 / 1e3
 drops = {f"{c['name']}:{k[5:]}": v for c in (c0, c1) for k, v in c.items() if k.startswith("drop_") and v}
 print(f"cygnet: {label + ': ' if label else ''}{mpps:.3f} Mpps out of port 1 "
       f"(median of {len(res['windows'])} x {res['windows'][0]['seconds']:.1f} s: {rates}); "
-      f"{gbps:.2f} Gbit/s of cleartext frames (mean {float(mean):.1f} B); "
+      f"{gbps:.2f} Gbit/s of {'cleartext' if direction == 'out' else 'ESP'} frames in "
+      f"(mean {float(mean):.1f} B); {direction}bound, "
       f"{nsas} SAs, {workers} worker(s), IPsec-MB {arch}, ready+forwarding after {startup} s; "
       f"port0 rx {s0['ipackets']} missed {s0['imissed']} nombuf {s0['rx_nombuf']}, "
       f"port1 tx {s1['opackets']} errors {s1['oerrors']}; drops {drops or 'none'}; "
@@ -251,7 +263,8 @@ if loss > 0.01:
     print(f"cygnet: WARNING: {100 * loss:.1f}% of the packets received in the windows were not sent "
           f"(drops: {drops})", file=sys.stderr)
 if as_json == "1":
-    print(json.dumps({"tool": "cygnet-dp", "label": label, "mpps": mpps, "gbps_cleartext": gbps,
+    print(json.dumps({"tool": "cygnet-dp", "label": label, "direction": direction, "mpps": mpps,
+                      "gbps_in": gbps,
                       "rx_mpps": rx, "loss": loss, "cpu_others": others, "cpu_steal": steal,
                       "windows_mpps": [w["rate"] / 1e6 for w in res["windows"]],
                       "pcap": pcap, "pcap_packets": int(count), "mean_frame": float(mean),
@@ -262,7 +275,7 @@ EOF
 }
 
 cmd_check() {
-  local sas="" alg="" bin="$REPO/build/dp/app/cygnet-dp" keep=""
+  local sas="" alg="" bin="$REPO/build/dp/app/cygnet-dp" keep="" inbound=0
   SHM="bench-check-$$"
   while [ $# -gt 0 ]; do
     case "$1" in
@@ -271,6 +284,7 @@ cmd_check() {
       --bin) bin=${2:?}; shift 2;;
       --shm) SHM=${2:?}; shift 2;;
       --keep) keep=${2:?}; shift 2;;
+      --inbound) inbound=1; shift;;
       *) echo "cygnet: unknown option $1" >&2; usage;;
     esac
   done
@@ -278,9 +292,15 @@ cmd_check() {
   is_uint "$sas" && [ "$sas" -ge 1 ] && [ "$sas" -le 100000 ] || die "--sas must be 1..100000"
   prepare "$bin" "$keep"
   local in="$RUN_DIR/in.pcap" out="$RUN_DIR/esp.pcap" conf="$RUN_DIR/dp.conf"
-  "$PY" "$HERE/gen_pcap.py" --size 200 --flows "$sas" --count "$sas" --no-verify "$in" >&2
+  local -a gen=(--no-verify) dir=()
+  if [ "$inbound" -eq 1 ]; then
+    out="$RUN_DIR/clear.pcap"
+    gen=(--esp "$alg" --verify-samples 16)   # scapy decrypts a sample: the input is right
+    dir=(--inbound)
+  fi
+  "$PY" "$HERE/gen_pcap.py" --size 200 --flows "$sas" --count "$sas" "${gen[@]}" "$in" >&2
   "$PY" "$HERE/dp_config.py" --sas "$sas" --alg "$alg" --pcap "$in" --once --capture "$out" \
-    --shm "$SHM" "$conf" >&2
+    --shm "$SHM" "${dir[@]}" "$conf" >&2
   start_dp "$conf" 300
   wait_forwarding 240
   local t0=$SECONDS sent=0
@@ -295,10 +315,15 @@ cmd_check() {
   c0=$("$PY" "$HERE/telemetry.py" "$SOCK" /cygnet/port,0)
   stop_ours   # net_pcap flushes and closes the capture on a clean exit
   [ "$STOP_RC" = 0 ] || die "cygnet-dp exited with status $STOP_RC on SIGTERM, not 0 (log: $LOG)"
-  echo "cygnet: check: $sent of $sas packets left port 1 ($alg)"
+  echo "cygnet: check: $sent of $sas packets left port 1 ($alg$([ "$inbound" -eq 0 ] || echo ", inbound"))"
   [ "$sent" -eq "$sas" ] || die "cygnet-dp sent $sent of $sas packets (port 0: $c0; log: $LOG)"
-  "$PY" "$HERE/esp_check.py" --cygnet "$conf" --expect "$sas" --flows "$sas" "$out" \
-    || die "ESP check failed (capture: $out)"
+  if [ "$inbound" -eq 1 ]; then
+    "$PY" "$HERE/clear_check.py" --size 200 --flows "$sas" --expect "$sas" "$out" \
+      || die "cleartext check failed (capture: $out)"
+  else
+    "$PY" "$HERE/esp_check.py" --cygnet "$conf" --expect "$sas" --flows "$sas" "$out" \
+      || die "ESP check failed (capture: $out)"
+  fi
 }
 
 cmd=${1:-}

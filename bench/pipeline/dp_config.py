@@ -33,6 +33,16 @@ RX queue, so mbufs = workers x pcap packets + what the loader requires
 16384 spare, rounded up to 2^q - 1. flow_cache_entries = 2 x N rounded up
 to a power of two (>= 65536, at most 2^24); max_sas, max_policies >= N.
 
+--inbound writes the other direction, for `gen_pcap.py --esp` input:
+port 0 "in" is the unprotected side (192.0.2.1/24) where the ESP arrives,
+port 1 "out" the protected one (10.0.0.1/24); SA i is dir "in", 192.0.2.2
+-> 192.0.2.1, `anti_replay = false` (the pcap is replayed: its sequence
+numbers repeat, and every repeat would be dropped as a replay; ipsec-secgw
+is run without a replay window for the same reason); policy i is dir "in",
+protect reqid i+1, the same selectors (the inner packet must match it,
+RFC 4301 5.2). Route 10.2.0.0/15 via 10.0.0.2 out of "out", static
+neighbour 10.0.0.2.
+
 --bypass makes the policies "bypass" (cleartext forwarded, no ESP; the SAs
 stay loaded): the pipeline and the pcap/sink I/O without crypto, a ceiling
 of the harness itself.
@@ -94,7 +104,10 @@ def main():
     ap.add_argument("--shm", default="bench", help="shm instance name (EAL prefix cygnet-NAME)")
     ap.add_argument("--pcap-packets", type=int, help="packets in the pcap (default: count them)")
     ap.add_argument("--bypass", action="store_true", help="bypass policies instead of protect")
+    ap.add_argument("--inbound", action="store_true", help="inbound SAs and policies, ESP in on port 0")
     a = ap.parse_args()
+    if a.inbound and a.bypass:
+        raise SystemExit("dp_config: --bypass is for the outbound direction (ESP cannot be bypassed)")
 
     if not 1 <= a.sas <= 100000:
         raise SystemExit("dp_config: --sas must be 1..100000")
@@ -132,19 +145,27 @@ def main():
     else:
         crypto = f'enc = "aes-cbc-128"; enc_key = "{CBC_KEY}"; integ = "hmac-sha256-128"; integ_key = "{HMAC_KEY}";'
 
+    if a.inbound:
+        direction, in_side, in_addr, out_side, out_addr, hop = "in", "unprotected", "192.0.2.1/24", \
+            "protected", "10.0.0.1/24", "10.0.0.2"
+        sa_ends, extra = 'src = "192.0.2.2"; dst = "192.0.2.1";', " anti_replay = false;"
+    else:
+        direction, in_side, in_addr, out_side, out_addr, hop = "out", "protected", "10.0.0.1/24", \
+            "unprotected", "192.0.2.1/24", "192.0.2.2"
+        sa_ends, extra = 'src = "192.0.2.1"; dst = "192.0.2.2";', ""
     lines = [
         f"# cygnet-dp pipeline benchmark config written by bench/pipeline/dp_config.py:",
-        f"# {a.sas} outbound SAs ({a.alg}), {nw} worker(s), input {pcap} ({count} packets).",
+        f"# {a.sas} {direction}bound SAs ({a.alg}), {nw} worker(s), input {pcap} ({count} packets).",
         "# Example keys, never for real traffic.",
         "dataplane = {",
         "  ports = (",
-        f'    {{ name = "in"; side = "protected"; device = "{in_dev}";',
-        '      addresses = [ "10.0.0.1/24" ]; },',
-        f'    {{ name = "out"; side = "unprotected"; device = "{out_dev}";',
-        '      addresses = [ "192.0.2.1/24" ]; }',
+        f'    {{ name = "in"; side = "{in_side}"; device = "{in_dev}";',
+        f'      addresses = [ "{in_addr}" ]; }},',
+        f'    {{ name = "out"; side = "{out_side}"; device = "{out_dev}";',
+        f'      addresses = [ "{out_addr}" ]; }}',
         "  );",
-        '  routes = ( { dst = "10.2.0.0/15"; via = "192.0.2.2"; port = "out"; } );',
-        '  neighbours = ( { ip = "192.0.2.2"; mac = "02:00:00:00:00:02"; port = "out"; } );',
+        f'  routes = ( {{ dst = "10.2.0.0/15"; via = "{hop}"; port = "out"; }} );',
+        f'  neighbours = ( {{ ip = "{hop}"; mac = "02:00:00:00:00:02"; port = "out"; }} );',
         f"  cores = {{ main = {main_core}; workers = [ {', '.join(map(str, workers))} ]; }};",
         "  memory = {",
         f"    mbufs = {mbufs};",
@@ -162,20 +183,20 @@ def main():
     ]
     for i in range(a.sas):
         sep = "," if i + 1 < a.sas else ""
-        lines.append(f'  {{ spi = 0x{0x1000 + i:x}; dir = "out"; src = "192.0.2.1"; dst = "192.0.2.2"; '
-                     f'mode = "tunnel"; reqid = {i + 1}; {crypto} }}{sep}')
+        lines.append(f'  {{ spi = 0x{0x1000 + i:x}; dir = "{direction}"; {sa_ends} '
+                     f'mode = "tunnel"; reqid = {i + 1}; {crypto}{extra} }}{sep}')
     lines += [");", "", "policies = ("]
     for i in range(a.sas):
         sep = "," if i + 1 < a.sas else ""
         action = 'action = "bypass";' if a.bypass else f'action = "protect"; reqid = {i + 1};'
-        lines.append(f'  {{ dir = "out"; priority = 100; {action} '
+        lines.append(f'  {{ dir = "{direction}"; priority = 100; {action} '
                      f'src = "10.1.0.0/16"; dst = "{ip(DST_BASE + i)}/32"; }}{sep}')
     lines += [");", ""]
     fd = os.open(a.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write("\n".join(lines))
-    print(f"dp_config: wrote {a.out}: {a.sas} SAs ({a.alg}), {nw} worker(s), mbufs {mbufs}, "
+    print(f"dp_config: wrote {a.out}: {a.sas} {direction}bound SAs ({a.alg}), {nw} worker(s), mbufs {mbufs}, "
           f"flow_cache_entries {fce}")
 
 

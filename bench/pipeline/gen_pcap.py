@@ -29,6 +29,17 @@ cycle for imix; it must be >= N so every flow appears.
 IPv4 and UDP checksums are correct. Packets are built from raw bytes (fast
 enough for 100k flows); a sample of them is re-parsed with scapy and its
 checksums checked unless --no-verify.
+
+--esp aes-gcm-128|aes-cbc-128-sha256 writes the inbound direction instead
+(unprotected -> protected, `dp_config.py --inbound`): each frame above
+becomes the inner packet of an ESP tunnel-mode packet 192.0.2.2 -> 192.0.2.1
+of SA spi 0x1000+i for flow i, with dp_config.py's keys and sequence
+numbers 1, 2, ... per SA (the IV is the sequence number, big-endian: unique
+per SA and key). --size is the inner frame's length; the frame stored is
+longer by the tunnel's overhead (GCM 20+8+8+16 = 52 B plus 0-3 B of padding,
+CBC+HMAC-SHA256 20+8+16+16 = 60 B plus 0-15 B). Encryption uses python3's
+`cryptography` module; the scapy check decrypts the sampled packets with
+scapy's own ESP code and compares the inner packet.
 """
 
 import argparse
@@ -112,6 +123,96 @@ class Builder:
         return self.eth + hdr + udp + data
 
 
+ESP_SRC = (192 << 24) | (2 << 8) | 2   # 192.0.2.2: the peer gateway
+ESP_DST = (192 << 24) | (2 << 8) | 1   # 192.0.2.1: our unprotected port
+SPI_BASE = 0x1000
+
+
+class EspBuilder:
+    """Wraps Builder's cleartext frames in ESP (RFC 4303 tunnel mode)."""
+
+    def __init__(self, alg, dst_mac, src_mac):
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+        from cryptography.hazmat.primitives import hashes, hmac
+        import dp_config
+        self.alg = alg
+        self.eth = dst_mac + src_mac + b"\x08\x00"
+        self.seq = {}
+        if alg == "aes-gcm-128":
+            k = bytes.fromhex(dp_config.GCM_KEY[2:])
+            self.aead, self.salt = AESGCM(k[:16]), k[16:]
+        else:
+            self.key = bytes.fromhex(dp_config.CBC_KEY[2:])
+            self.mac_key = bytes.fromhex(dp_config.HMAC_KEY[2:])
+            self.Cipher, self.algorithms, self.modes = Cipher, algorithms, modes
+            self.hashes, self.hmac = hashes, hmac
+
+    def next_seq(self, flow):
+        s = self.seq.get(flow, 0) + 1
+        self.seq[flow] = s
+        return s
+
+    def frame(self, inner_frame, flow, ip_id):
+        inner = inner_frame[ETH_LEN:]
+        spi, seq = SPI_BASE + flow, self.next_seq(flow)
+        esp_hdr = struct.pack("!II", spi, seq)
+        block = 4 if self.alg == "aes-gcm-128" else 16
+        pad = (-(len(inner) + 2)) % block
+        plain = inner + bytes(range(1, pad + 1)) + bytes([pad, 4])  # next header 4: IPv4
+        if self.alg == "aes-gcm-128":
+            iv = struct.pack("!Q", seq)
+            body = iv + self.aead.encrypt(self.salt + iv, plain, esp_hdr)  # ciphertext + 16-byte ICV
+        else:
+            iv = struct.pack("!QQ", spi, seq)
+            enc = self.Cipher(self.algorithms.AES(self.key), self.modes.CBC(iv)).encryptor()
+            ct = iv + enc.update(plain) + enc.finalize()
+            h = self.hmac.HMAC(self.mac_key, self.hashes.SHA256())
+            h.update(esp_hdr + ct)
+            body = ct + h.finalize()[:16]
+        total = IP_LEN + len(esp_hdr) + len(body)
+        hdr = struct.pack("!BBHHHBBHII", 0x45, 0, total, ip_id & 0xFFFF, 0, 64, 50, 0, ESP_SRC, ESP_DST)
+        csum = (~fold(sum16(hdr))) & 0xFFFF
+        hdr = hdr[:10] + struct.pack("!H", csum) + hdr[12:]
+        return self.eth + hdr + esp_hdr + body
+
+
+def verify_esp(path, alg, count, clear_frame, order, samples):
+    """Decrypt a spread of packets with scapy's ESP and compare the inner packet."""
+    try:
+        from scapy.all import IP
+        from scapy.layers.ipsec import ESP, SecurityAssociation
+    except ImportError:
+        return scapy_missing()
+    import dp_config
+    if alg == "aes-gcm-128":
+        kw = {"crypt_algo": "AES-GCM", "crypt_key": bytes.fromhex(dp_config.GCM_KEY[2:])}
+    else:
+        kw = {"crypt_algo": "AES-CBC", "crypt_key": bytes.fromhex(dp_config.CBC_KEY[2:]),
+              "auth_algo": "SHA2-256-128", "auth_key": bytes.fromhex(dp_config.HMAC_KEY[2:])}
+
+    def check(k, pkt):
+        flow = order(k)
+        if IP not in pkt or ESP not in pkt:
+            return ["not Ether/IP/ESP"]
+        problems = []
+        ip = pkt[IP]
+        if (ip.src, ip.dst) != (ip_str(ESP_SRC), ip_str(ESP_DST)):
+            problems.append(f"tunnel {ip.src} -> {ip.dst}")
+        if pkt[ESP].spi != SPI_BASE + flow:
+            problems.append(f"SPI {pkt[ESP].spi:#x} != {SPI_BASE + flow:#x} (flow {flow})")
+        sa = SecurityAssociation(ESP, spi=pkt[ESP].spi,
+                                 tunnel_header=IP(src=ip_str(ESP_SRC), dst=ip_str(ESP_DST)), **kw)
+        try:
+            if bytes(sa.decrypt(IP(bytes(ip)))) != clear_frame(k)[ETH_LEN:]:
+                problems.append("decrypted inner packet differs from the cleartext one")
+        except Exception as e:  # scapy raises on a bad ICV or padding
+            problems.append(f"scapy cannot decrypt it: {type(e).__name__} {e}")
+        return problems
+
+    return check_samples(path, count, samples, check)
+
+
 def write_pcap(path, frames_iter):
     n = 0
     with open(path, "wb") as f:
@@ -130,14 +231,16 @@ def write_pcap(path, frames_iter):
     return n
 
 
-def verify(path, count, flows, sizes_of, order, samples):
-    """Re-read a spread of packets with scapy and check fields and checksums."""
-    try:
-        from scapy.all import Ether, IP, UDP, RawPcapReader
-    except ImportError:
-        print("gen_pcap: scapy is not installed (apt-get install python3-scapy); "
-              "use --no-verify to skip the check", file=sys.stderr)
-        return False
+def scapy_missing():
+    print("gen_pcap: scapy is not installed (apt-get install python3-scapy); "
+          "use --no-verify to skip the check", file=sys.stderr)
+    return False
+
+
+def check_samples(path, count, samples, check):
+    """Dissect a spread of `samples` of the `count` packets with scapy;
+    check(k, Ether packet) returns a list of problems. True if none."""
+    from scapy.all import Ether, RawPcapReader
     want = set(range(min(samples, count)))
     if count > samples:
         step = count / samples
@@ -149,28 +252,8 @@ def verify(path, count, flows, sizes_of, order, samples):
         for k, (raw, _meta) in enumerate(rd):
             if k not in want:
                 continue  # only the sampled packets are dissected (scapy is slow)
-            pkt = Ether(raw)
             checked += 1
-            flow = order(k)
-            src, dst, sport, dport = flow_tuple(flow)
-            problems = []
-            if len(pkt) != sizes_of(k):
-                problems.append(f"length {len(pkt)} != {sizes_of(k)}")
-            if IP not in pkt or UDP not in pkt:
-                problems.append("not Ether/IP/UDP")
-            else:
-                ip, udp = pkt[IP], pkt[UDP]
-                if (ip.src, ip.dst, udp.sport, udp.dport) != (ip_str(src), ip_str(dst), sport, dport):
-                    problems.append(f"5-tuple {ip.src}:{udp.sport}->{ip.dst}:{udp.dport} "
-                                    f"!= flow {flow}")
-                ref = Ether(bytes(pkt))
-                del ref[IP].chksum
-                del ref[UDP].chksum
-                ref = Ether(bytes(ref))
-                if ref[IP].chksum != ip.chksum:
-                    problems.append(f"IP checksum {ip.chksum:#06x} != {ref[IP].chksum:#06x}")
-                if ref[UDP].chksum != udp.chksum:
-                    problems.append(f"UDP checksum {udp.chksum:#06x} != {ref[UDP].chksum:#06x}")
+            problems = check(k, Ether(raw))
             if problems:
                 ok = False
                 print(f"gen_pcap: packet {k}: " + "; ".join(problems), file=sys.stderr)
@@ -180,6 +263,39 @@ def verify(path, count, flows, sizes_of, order, samples):
         print(f"gen_pcap: read back {checked} of {len(want)} sampled packets", file=sys.stderr)
         ok = False
     return ok
+
+
+def verify(path, count, flows, sizes_of, order, samples):
+    """Re-read a spread of packets with scapy and check fields and checksums."""
+    try:
+        from scapy.all import Ether, IP, UDP
+    except ImportError:
+        return scapy_missing()
+
+    def check(k, pkt):
+        flow = order(k)
+        src, dst, sport, dport = flow_tuple(flow)
+        problems = []
+        if len(pkt) != sizes_of(k):
+            problems.append(f"length {len(pkt)} != {sizes_of(k)}")
+        if IP not in pkt or UDP not in pkt:
+            problems.append("not Ether/IP/UDP")
+        else:
+            ip, udp = pkt[IP], pkt[UDP]
+            if (ip.src, ip.dst, udp.sport, udp.dport) != (ip_str(src), ip_str(dst), sport, dport):
+                problems.append(f"5-tuple {ip.src}:{udp.sport}->{ip.dst}:{udp.dport} "
+                                f"!= flow {flow}")
+            ref = Ether(bytes(pkt))
+            del ref[IP].chksum
+            del ref[UDP].chksum
+            ref = Ether(bytes(ref))
+            if ref[IP].chksum != ip.chksum:
+                problems.append(f"IP checksum {ip.chksum:#06x} != {ref[IP].chksum:#06x}")
+            if ref[UDP].chksum != udp.chksum:
+                problems.append(f"UDP checksum {udp.chksum:#06x} != {ref[UDP].chksum:#06x}")
+        return problems
+
+    return check_samples(path, count, samples, check)
 
 
 def main():
@@ -196,6 +312,8 @@ def main():
                     help=f"source MAC (default {DEFAULT_SRC_MAC})")
     ap.add_argument("--shuffle", action="store_true",
                     help="shuffle the packet order (fixed seed) instead of cycling flows 0,1,2,...")
+    ap.add_argument("--esp", choices=["aes-gcm-128", "aes-cbc-128-sha256"],
+                    help="inbound: wrap each frame in ESP of SA 0x1000+flow (see below)")
     ap.add_argument("--no-verify", action="store_true", help="skip the scapy read-back check")
     ap.add_argument("--verify-samples", type=int, default=64, help="packets checked with scapy (default 64)")
     a = ap.parse_args()
@@ -233,6 +351,26 @@ def main():
         return cycle[k % len(cycle)]
 
     b = Builder(a.dst_mac, a.src_mac)
+    if a.esp:
+        eb = EspBuilder(a.esp, a.dst_mac, a.src_mac)
+        stored = []
+
+        def frames():
+            for k in range(count):
+                fr = eb.frame(b.frame(sizes_of(k), order(k), k), order(k), k)
+                stored.append(len(fr))
+                yield fr
+        n = write_pcap(a.out, frames())
+        print(f"gen_pcap: wrote {n} ESP packets ({a.esp}), {a.flows} SAs/flows, inner size {a.size} "
+              f"(mean inner frame {sum(sizes_of(k) for k in range(count)) / n:.1f} B, "
+              f"mean stored frame {sum(stored) / n:.1f} B) to {a.out}")
+        if not a.no_verify:
+            if not verify_esp(a.out, a.esp, count, lambda k: b.frame(sizes_of(k), order(k), k), order,
+                              a.verify_samples):
+                print("gen_pcap: verification FAILED", file=sys.stderr)
+                return 1
+            print(f"gen_pcap: scapy decrypted {min(a.verify_samples, count)}+ sampled packets: inner packets match")
+        return 0
     n = write_pcap(a.out, (b.frame(sizes_of(k), order(k), k) for k in range(count)))
     total = sum(sizes_of(k) for k in range(count))
     print(f"gen_pcap: wrote {n} packets, {a.flows} flows, size {a.size} "

@@ -371,7 +371,7 @@ if loss > 0.01:
     print(f"secgw: WARNING: {100 * loss:.1f}% of the packets received in the windows were not sent "
           "(dropped by ipsec-secgw: MTU, no SA/route, full rings; see --keep and its log)", file=sys.stderr)
 if as_json == "1":
-    print(json.dumps({"tool": "ipsec-secgw", "label": label, "mpps": mpps, "gbps_cleartext": gbps,
+    print(json.dumps({"tool": "ipsec-secgw", "label": label, "mpps": mpps, "gbps_in": gbps,
                       "rx_mpps": rx, "loss": loss, "cpu_others": others, "cpu_steal": steal,
                       "windows_mpps": [w["rate"] / 1e6 for w in res["windows"]],
                       "pcap": pcap, "pcap_packets": int(count), "mean_frame": float(mean),
