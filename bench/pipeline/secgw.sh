@@ -8,12 +8,14 @@
 #       vdevs lack) and build it with make + pkg-config libdpdk.
 #       Binary: BUILD_DIR/secgw/build/ipsec-secgw. Nothing is written in the
 #       repository.
-#   secgw.sh config --sas N --alg aes-gcm-128|aes-cbc-128-sha256 OUT_DIR
+#   secgw.sh config --sas N --alg aes-gcm-128|aes-cbc-128-sha256 [--inbound] OUT_DIR
 #       Write OUT_DIR/secgw.cfg: N outbound IPv4 tunnel SAs (SPI 0x1000+i,
 #       192.0.2.1 -> 192.0.2.2, `type cpu-crypto`), N outbound policies
 #       dst 10.2.0.0+i/32 -> SA i (10.2.(i>>8).(i&255) for i < 65536, as
 #       gen_pcap.py makes the flows), one inbound SA + policy (ipsec-secgw
 #       refuses an unprotected port without one) and the routes.
+#       --inbound: N inbound SAs (192.0.2.2 -> 192.0.2.1) and N inbound
+#       policies dst 10.2.0.0+i/32 -> SA i, one outbound SA + policy.
 #   secgw.sh run --pcap FILE (--cfg FILE | --sas N --alg ALG) [options]
 #       Run ipsec-secgw outbound: port 0 (protected) = net_pcap
 #       rx_pcap=FILE,infinite_rx=1, port 1 (unprotected) = net_null no-rx=1,
@@ -44,12 +46,19 @@
 #                          for both programs, see README)
 #       --json             also print one JSON line with all the figures
 #       --label TEXT       free text put in the result line
+#       --inbound          the other direction: FILE is ESP (gen_pcap.py
+#                          --esp ALG), port 0 unprotected (-u 0x1), port 1
+#                          protected, the --inbound config; no -w, so no
+#                          replay window (the pcap's sequence numbers repeat)
 #   secgw.sh check (--sas N --alg ALG | --cfg FILE --pcap FILE) [--lcores L]
-#                  [--build DIR] [--keep DIR]
+#                  [--build DIR] [--keep DIR] [--inbound]
 #       Correctness, not speed: send the pcap once (default: one 200-byte
 #       packet per SA) through ipsec-secgw, capture port 1 with net_pcap
 #       tx_pcap and decrypt every packet with scapy (esp_check.py): right
-#       tunnel, SPI, ICV, and inner dst = the SA's policy.
+#       tunnel, SPI, ICV, and inner dst = the SA's policy. --inbound (with
+#       --sas): one ESP packet per SA from gen_pcap.py --esp, and every
+#       captured packet must be its flow's cleartext (clear_check.py;
+#       ipsec-secgw leaves the TTL as it was).
 #
 # Exit codes: 0 done, 1 failed (message says why, the log is kept), 2 usage.
 set -euo pipefail
@@ -62,7 +71,7 @@ PY=/usr/bin/python3
 DEFAULT_BUILD=${CYGNET_BENCH_BUILD:-/tmp/cygnet-bench}
 
 die() { echo "secgw: $*" >&2; exit 1; }
-usage() { sed -n '2,54p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,63p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 # ---------------------------------------------------------------- build
 cmd_build() {
   local build=${1:-$DEFAULT_BUILD}
@@ -100,40 +109,53 @@ GCM_KEY="2b:7e:15:16:28:ae:d2:a6:ab:f7:15:88:09:cf:4f:3c:ca:fe:ba:be"  # 16-byte
 CBC_KEY="2b:7e:15:16:28:ae:d2:a6:ab:f7:15:88:09:cf:4f:3c"
 HMAC_KEY="0b:0b:0b:0b:0b:0b:0b:0b:0b:0b:0b:0b:0b:0b:0b:0b:0b:0b:0b:0b:0b:0b:0b:0b:0b:0b:0b:0b:0b:0b:0b:0b"
 
-write_config() {  # SAS ALG FILE
-  local sas=$1 alg=$2 out=$3 crypto
+write_config() {  # SAS ALG FILE [in]
+  local sas=$1 alg=$2 out=$3 dir=${4:-out} crypto
   case "$alg" in
     aes-gcm-128) crypto="aead_algo aes-128-gcm aead_key $GCM_KEY";;
     aes-cbc-128-sha256) crypto="cipher_algo aes-128-cbc cipher_key $CBC_KEY auth_algo sha256-hmac auth_key $HMAC_KEY";;
     *) die "unknown --alg '$alg' (aes-gcm-128 or aes-cbc-128-sha256)";;
   esac
-  "$PY" - "$sas" "$alg" "$crypto" >"$out" <<'EOF'
+  "$PY" - "$sas" "$alg" "$crypto" "$dir" >"$out" <<'EOF'
 import sys
-n, alg, crypto = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+n, alg, crypto, direction = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 def ip(a): return "%d.%d.%d.%d" % (a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255)
 DST = (10 << 24) | (2 << 16)
 w = sys.stdout.write
-w(f"# ipsec-secgw config written by cygnet bench/pipeline/secgw.sh: {n} outbound SAs, {alg}\n")
-w("# outbound policies: dst 10.2.0.0+i/32 -> SA i (SPI 0x1000+i, written in decimal)\n")
+other = "in" if direction == "out" else "out"
+ends = {"out": "src 192.0.2.1 dst 192.0.2.2", "in": "src 192.0.2.2 dst 192.0.2.1"}
+w(f"# ipsec-secgw config written by cygnet bench/pipeline/secgw.sh: {n} {direction}bound SAs, {alg}\n")
+arrow = "->" if direction == "out" else "<-"
+w(f"# {direction}bound policies: dst 10.2.0.0+i/32 {arrow} SA i (SPI 0x1000+i, written in decimal)\n")
 for i in range(n):
-    w(f"sp ipv4 out esp protect {0x1000 + i} pri 1 dst {ip(DST + i)}/32 sport 0:65535 dport 0:65535\n")
-w("# inbound policy (ipsec-secgw needs an inbound SA for the unprotected port)\n")
-w("sp ipv4 in esp protect 1 pri 1 dst 10.1.0.0/16 sport 0:65535 dport 0:65535\n")
+    w(f"sp ipv4 {direction} esp protect {0x1000 + i} pri 1 dst {ip(DST + i)}/32 sport 0:65535 dport 0:65535\n")
+if direction == "out":
+    w("# inbound policy (ipsec-secgw needs an inbound SA for the unprotected port)\n")
+    w("sp ipv4 in esp protect 1 pri 1 dst 10.1.0.0/16 sport 0:65535 dport 0:65535\n")
+else:
+    w("# one outbound policy and SA (for the protected port)\n")
+    w("sp ipv4 out esp protect 1 pri 1 dst 10.9.0.0/16 sport 0:65535 dport 0:65535\n")
 for i in range(n):
-    w(f"sa out {0x1000 + i} {crypto} mode ipv4-tunnel src 192.0.2.1 dst 192.0.2.2 type cpu-crypto\n")
-w(f"sa in 1 {crypto} mode ipv4-tunnel src 192.0.2.2 dst 192.0.2.1 type cpu-crypto\n")
-w("# routes: ESP to the peer out of port 1, decrypted traffic back to port 0\n")
-w("rt ipv4 dst 192.0.2.2/32 port 1\n")
-w("rt ipv4 dst 10.1.0.0/16 port 0\n")
+    w(f"sa {direction} {0x1000 + i} {crypto} mode ipv4-tunnel {ends[direction]} type cpu-crypto\n")
+w(f"sa {other} 1 {crypto} mode ipv4-tunnel {ends[other]} type cpu-crypto\n")
+if direction == "out":
+    w("# routes: ESP to the peer out of port 1, decrypted traffic back to port 0\n")
+    w("rt ipv4 dst 192.0.2.2/32 port 1\n")
+    w("rt ipv4 dst 10.1.0.0/16 port 0\n")
+else:
+    w("# routes: decrypted traffic out of port 1 (protected), ESP to the peer out of port 0\n")
+    w("rt ipv4 dst 10.2.0.0/15 port 1\n")
+    w("rt ipv4 dst 192.0.2.2/32 port 0\n")
 EOF
 }
 
 cmd_config() {
-  local sas="" alg="" out=""
+  local sas="" alg="" out="" dir=out
   while [ $# -gt 0 ]; do
     case "$1" in
       --sas) sas=${2:?}; shift 2;;
       --alg) alg=${2:?}; shift 2;;
+      --inbound) dir=in; shift;;
       -*) echo "secgw: unknown option $1" >&2; usage;;
       *) [ -z "$out" ] || usage; out=$1; shift;;
     esac
@@ -141,8 +163,8 @@ cmd_config() {
   [ -n "$sas" ] && [ -n "$alg" ] && [ -n "$out" ] || usage
   is_uint "$sas" && [ "$sas" -ge 1 ] && [ "$sas" -le 100000 ] || die "--sas must be 1..100000"
   mkdir -p "$out"
-  write_config "$sas" "$alg" "$out/secgw.cfg"
-  echo "secgw: wrote $out/secgw.cfg ($sas outbound SAs, $alg)"
+  write_config "$sas" "$alg" "$out/secgw.cfg" "$dir"
+  echo "secgw: wrote $out/secgw.cfg ($sas ${dir}bound SAs, $alg)"
 }
 
 # ---------------------------------------------------------------- run
@@ -152,6 +174,7 @@ KEEP_RUN_DIR=0
 PREFIX=""
 SOCK=""
 LOG=""
+DIRECTION=out   # --inbound: in
 
 stop_ours() {
   [ -n "$RUN_PID" ] || return 0
@@ -235,11 +258,11 @@ prepare() {  # PCAP CFG SAS ALG LCORES BUILD KEEP
   [ "${PREFIX_STALE:-0}" -eq 0 ] || rm -rf "/var/run/dpdk/$PREFIX"
   if [ -z "$cfg" ]; then
     CFG="$RUN_DIR/secgw.cfg"
-    write_config "$sas" "$alg" "$CFG"
+    write_config "$sas" "$alg" "$CFG" "$DIRECTION"
   else
     CFG=$(realpath "$cfg")
   fi
-  NSAS=$(grep -c '^sa out' "$CFG" || true)
+  NSAS=$(grep -c "^sa $DIRECTION" "$CFG" || true)
   LOG="$RUN_DIR/secgw.log"
 }
 
@@ -254,7 +277,9 @@ start_secgw() {
   lcores=$(IFS=,; echo "${LC[*]}")
   local -a eal=(-l "$lcores" -n 4 --no-pci --file-prefix "$PREFIX" --huge-unlink
     --vdev "$p0" --vdev "$p1" --vdev crypto_aesni_mb0)
-  local -a app=(-p 0x3 -P -u 0x2 --config="$qcfg" -f "$CFG" -l -s "$mbufs" "$@")
+  local unprotected=0x2
+  [ "$DIRECTION" = out ] || unprotected=0x1
+  local -a app=(-p 0x3 -P -u "$unprotected" --config="$qcfg" -f "$CFG" -l -s "$mbufs" "$@")
   printf '%q ' "$BIN" "${eal[@]}" -- "${app[@]}" >"$RUN_DIR/cmdline"; echo >>"$RUN_DIR/cmdline"
   echo "secgw: starting $(cat "$RUN_DIR/cmdline")" >&2
   # timeout(1) is the safety net: it ends ipsec-secgw even if this script dies.
@@ -302,6 +327,7 @@ cmd_run() {
       --json) json=1; shift;;
       --label) label=${2:?}; shift 2;;
       --sink) sink=${2:?}; shift 2;;
+      --inbound) DIRECTION=in; shift;;
       *) echo "secgw: unknown option $1" >&2; usage;;
     esac
   done
@@ -345,8 +371,10 @@ cmd_run() {
   kill -0 "$RUN_PID" 2>/dev/null || die "ipsec-secgw died during the measurement (log: $LOG)"
   stop_ours
 
+  BENCH_DIRECTION=$DIRECTION \
   "$PY" - "$res" "$s0" "$s1" "$json" "$label" "$pcap" "$PCAP_COUNT" "$PCAP_MEAN" "$NSAS" "$lcores" "$TPID" "$load" <<'EOF'
-import json, sys
+import json, os, sys
+direction = os.environ["BENCH_DIRECTION"]
 res = json.loads(sys.argv[1])
 s0 = json.loads(sys.argv[2])["/ethdev/stats"]
 s1 = json.loads(sys.argv[3])["/ethdev/stats"]
@@ -362,7 +390,8 @@ steal = sorted(w.get("cpu_steal", 0.0) for w in res["windows"])[len(res["windows
 gbps = mpps * float(mean) * 8 / 1e3
 print(f"secgw: {label + ': ' if label else ''}{mpps:.3f} Mpps out of port 1 "
       f"(median of {len(res['windows'])} x {res['windows'][0]['seconds']:.1f} s: {rates}); "
-      f"{gbps:.2f} Gbit/s of cleartext frames (mean {float(mean):.1f} B); "
+      f"{gbps:.2f} Gbit/s of {'cleartext' if direction == 'out' else 'ESP'} frames in "
+      f"(mean {float(mean):.1f} B); {direction}bound, "
       f"{nsas} SAs, lcores {lcores}; port0 rx {s0['ipackets']} missed {s0['imissed']} "
       f"nombuf {s0['rx_nombuf']}, port1 tx {s1['opackets']} errors {s1['oerrors']}; "
       f"in the windows: rx {rx:.3f} Mpps, {max(0.0, 100 * loss):.2f}% not sent; "
@@ -371,7 +400,8 @@ if loss > 0.01:
     print(f"secgw: WARNING: {100 * loss:.1f}% of the packets received in the windows were not sent "
           "(dropped by ipsec-secgw: MTU, no SA/route, full rings; see --keep and its log)", file=sys.stderr)
 if as_json == "1":
-    print(json.dumps({"tool": "ipsec-secgw", "label": label, "mpps": mpps, "gbps_in": gbps,
+    print(json.dumps({"tool": "ipsec-secgw", "label": label, "direction": direction, "mpps": mpps,
+                      "gbps_in": gbps,
                       "rx_mpps": rx, "loss": loss, "cpu_others": others, "cpu_steal": steal,
                       "windows_mpps": [w["rate"] / 1e6 for w in res["windows"]],
                       "pcap": pcap, "pcap_packets": int(count), "mean_frame": float(mean),
@@ -395,20 +425,27 @@ cmd_check() {
       --build) build=${2:?}; shift 2;;
       --prefix) PREFIX=${2:?}; shift 2;;
       --keep) keep=${2:?}; shift 2;;
+      --inbound) DIRECTION=in; shift;;
       *) echo "secgw: unknown option $1" >&2; usage;;
     esac
   done
   local made_pcap=0
+  if [ "$DIRECTION" = in ] && { [ -n "$pcap" ] || [ -z "$sas" ] || [ -z "$alg" ]; }; then
+    die "check --inbound makes its own ESP packets: give --sas N --alg ALG, not --pcap/--cfg"
+  fi
   if [ -z "$pcap" ]; then
     [ -n "$sas" ] || die "check needs --pcap FILE or --sas N (to make one packet per SA)"
     pcap=$(mktemp /tmp/secgw-check.XXXXXX.pcap); made_pcap=1
-    "$PY" "$HERE/gen_pcap.py" --size 200 --flows "$sas" --count "$sas" --no-verify "$pcap" >/dev/null
+    local -a gen=(--no-verify)
+    [ "$DIRECTION" = out ] || gen=(--esp "$alg" --verify-samples 16)
+    "$PY" "$HERE/gen_pcap.py" --size 200 --flows "$sas" --count "$sas" "${gen[@]}" "$pcap" >/dev/null
   fi
   prepare "$pcap" "$cfg" "$sas" "$alg" "$lcores" "$build" "$keep"
   [ "$made_pcap" -eq 0 ] || mv "$pcap" "$RUN_DIR/in.pcap"
   [ "$made_pcap" -eq 0 ] || pcap="$RUN_DIR/in.pcap"
   [ "$NQ" -eq 1 ] || die "check uses one lcore"
   local out="$RUN_DIR/esp.pcap"
+  [ "$DIRECTION" = out ] || out="$RUN_DIR/clear.pcap"
   start_secgw "net_pcap0,rx_pcap=$(realpath "$pcap")" "net_pcap1,tx_pcap=$out" \
     $(( PCAP_COUNT + 32768 )) 150 --mtu 2000
   wait_forwarding 90
@@ -419,8 +456,13 @@ cmd_check() {
     sleep 0.5
   done
   stop_ours   # net_pcap flushes and closes the capture on a clean exit
-  echo "secgw: check: $sent of $PCAP_COUNT packets left port 1"
+  echo "secgw: check: $sent of $PCAP_COUNT packets left port 1 (${DIRECTION}bound)"
   [ "$sent" -eq "$PCAP_COUNT" ] || die "ipsec-secgw sent $sent of $PCAP_COUNT packets (log: $LOG)"
+  if [ "$DIRECTION" = in ]; then
+    "$PY" "$HERE/clear_check.py" --size 200 --flows "$sas" --expect "$sas" --ttl 64 "$out" \
+      || die "cleartext check failed (capture: $out)"
+    return
+  fi
   local flows
   flows=$("$PY" -c '
 import sys
