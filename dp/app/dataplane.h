@@ -327,6 +327,12 @@ class Worker {
   void defer_outbound(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, std::uint16_t len,
                       std::uint64_t now_ns) noexcept;
   void run_outbound(std::uint64_t now_ns) noexcept;
+  // ESP to us waits in in_batch_: SAD lookups for the burst in steps (SAD
+  // buckets prefetched as packets are classified, then the SA slots), then
+  // to_sa.
+  void defer_inbound(rte_mbuf* m, std::uint16_t port, std::uint32_t spi, std::uint8_t family,
+                     const std::uint8_t* dst, std::uint64_t now_ns) noexcept;
+  void run_inbound(std::uint64_t now_ns) noexcept;
   // h: the SA pick() chose for a protect decision (kNoSa otherwise).
   void act_outbound(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, std::uint16_t len, const spd::FlowTuple& t,
                     const spd::SpdLookup::Verdict& v, sad::SaHandle h, std::uint64_t now_ns) noexcept;
@@ -335,7 +341,7 @@ class Worker {
   // local: for the gateway itself (a bypass sends it to the exception port).
   void inbound_clear(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, std::uint16_t len, std::uint64_t now_ns,
                      bool local) noexcept;
-  void to_sa(rte_mbuf* m, std::uint16_t port, sad::SaHandle h, bool outbound) noexcept;
+  void to_sa(rte_mbuf* m, std::uint16_t port, sad::SaHandle h) noexcept;
   void forward(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, std::uint16_t len, bool decrement) noexcept;
   void arp(rte_mbuf* m, std::uint16_t port) noexcept;
   void to_exception(rte_mbuf* m, std::uint16_t port) noexcept;
@@ -343,7 +349,10 @@ class Worker {
   bool fragment_and_protect(rte_mbuf* m, std::uint16_t port, sad::SaHandle h, std::uint16_t room) noexcept;
   void run_esp(std::uint64_t now_ns) noexcept;
   void after_sa(SaSlot& s, esp::EspSa& sa, sad::SaHandle h) noexcept;
-  void post_inbound(rte_mbuf* m, std::uint16_t port, const SaSlot& s, std::uint64_t now_ns) noexcept;
+  // Decrypted packets wait in post_ for one burst SPD lookup (the inner
+  // policy check), then run_post routes them.
+  void post_inbound(rte_mbuf* m, std::uint16_t port, const SaSlot& s) noexcept;
+  void run_post(std::uint64_t now_ns) noexcept;
   void check_nat(const EspItem& it, SaSlot& s, sad::SaHandle h) noexcept;
   void event(const WorkerEvent& e) noexcept;
   void acquire(const spd::FlowTuple& t, const spd::Decision& d) noexcept;
@@ -373,6 +382,23 @@ class Worker {
   };
   std::array<OutItem, kBurst> out_batch_{};
   std::uint16_t n_out_ = 0;
+  struct InItem {
+    rte_mbuf* m;
+    const std::uint8_t* dst;  // the outer destination, in the packet
+    std::uint32_t spi;
+    std::uint16_t port;
+    std::uint8_t family;
+  };
+  std::array<InItem, kBurst> in_batch_{};
+  std::uint16_t n_in_ = 0;
+  struct PostItem {
+    spd::FlowTuple t;
+    rte_mbuf* m;
+    std::uint32_t in_slot;  // the SA's inbound SA set slot: the policy must use it
+    std::uint16_t port;
+  };
+  std::array<PostItem, kBurst * 2> post_{};  // run_esp handles up to kBurst * 2 packets
+  std::uint16_t n_post_ = 0;
   std::uint32_t pick_slot_ = ~std::uint32_t{0};  // the last SA set slot picked from in this burst
   sad::SaHandle pick_sa_ = sad::kNoSa;
   struct TxQueue {

@@ -173,6 +173,7 @@ void Worker::process(std::uint16_t port, rte_mbuf** m, std::uint16_t n, std::uin
   }
   pc_[port].rx_packets += n;
   pc_[port].rx_bytes += bytes;
+  run_inbound(now_ns);
   run_outbound(now_ns);
   run_esp(now_ns);
 }
@@ -222,19 +223,14 @@ void Worker::classify(rte_mbuf* m, std::uint16_t port, std::uint64_t now_ns) noe
   }
   if (proto == 50) {
     if (len < l4 + 8) return drop(m, port, PipeDrop::malformed);
-    const sad::SaHandle h = dp_.inbound().lookup(rd32(ip + l4), static_cast<Family>(family), dst_of(ip));
-    if (h == sad::kNoSa) return drop(m, port, PipeDrop::unknown_spi);
-    return to_sa(m, port, h, false);
+    return defer_inbound(m, port, rd32(ip + l4), family, dst_of(ip), now_ns);
   }
   if (proto == kProtoUdp && len >= l4 + 8 && rd16(ip + l4 + 2) == 4500) {
     const std::uint8_t* pl = ip + l4 + 8;
     const std::size_t plen = len - l4 - 8;
     switch (esp::classify_udp_4500(pl, plen)) {
-      case esp::Udp4500Kind::esp: {
-        const sad::SaHandle h = dp_.inbound().lookup(rd32(pl), static_cast<Family>(family), dst_of(ip));
-        if (h == sad::kNoSa) return drop(m, port, PipeDrop::unknown_spi);
-        return to_sa(m, port, h, false);
-      }
+      case esp::Udp4500Kind::esp:
+        return defer_inbound(m, port, rd32(pl), family, dst_of(ip), now_ns);
       case esp::Udp4500Kind::keepalive:
         return drop(m, port, PipeDrop::keepalive);
       case esp::Udp4500Kind::ike:
@@ -267,6 +263,38 @@ void Worker::defer_outbound(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, s
   o.len = len;
   o.port = port;
   if (++n_out_ == kBurst) run_outbound(now_ns);
+}
+
+void Worker::defer_inbound(rte_mbuf* m, std::uint16_t port, std::uint32_t spi, std::uint8_t family,
+                           const std::uint8_t* dst, std::uint64_t now_ns) noexcept {
+  dp_.inbound().prefetch(spi);
+  in_batch_[n_in_] = InItem{m, dst, spi, port, family};
+  if (++n_in_ == kBurst) run_inbound(now_ns);
+}
+
+void Worker::run_inbound(std::uint64_t now_ns) noexcept {
+  const std::uint16_t n = n_in_;
+  if (n == 0) return;
+  n_in_ = 0;
+  // The SAD buckets were prefetched as the packets were classified; now
+  // the lookups, each SA slot prefetched, then each packet to its SA (the
+  // slot says which core owns it). The SAs' own lines are prefetched in
+  // run_esp.
+  sad::SaHandle h[kBurst];
+  for (std::uint16_t i = 0; i < n; ++i) {
+    const InItem& it = in_batch_[i];
+    h[i] = dp_.inbound().lookup(it.spi, static_cast<Family>(it.family), it.dst);
+    if (h[i] != sad::kNoSa) prefetch_line(&dp_.slot(h[i]));
+  }
+  for (std::uint16_t i = 0; i < n; ++i) {
+    const InItem& it = in_batch_[i];
+    if (h[i] == sad::kNoSa) {
+      drop(it.m, it.port, PipeDrop::unknown_spi);
+      continue;
+    }
+    to_sa(it.m, it.port, h[i]);
+    if (n_esp_ >= kBurst) run_esp(now_ns);
+  }
 }
 
 sad::SaHandle Worker::pick(std::uint32_t set_slot) noexcept {
@@ -304,18 +332,6 @@ void Worker::run_outbound(std::uint64_t now_ns) noexcept {
       prefetch_line(&s);
     }
   }
-  // Only the first kSaPrefetchAhead SAs here: run_esp prefetches the rest,
-  // each that many groups before it is processed.
-  sad::SaHandle last = sad::kNoSa;
-  unsigned ahead = 0;
-  for (std::uint16_t i = 0; i < n && ahead < kSaPrefetchAhead; ++i) {
-    if (h[i] == sad::kNoSa || h[i] == last) continue;
-    last = h[i];
-    const SaSlot& s = dp_.slot(h[i]);
-    if (s.owner != index_) continue;  // handed off: its owner reads it later
-    if (const esp::EspSa* sa = s.sa.load(std::memory_order_acquire)) sa->prefetch(false, gcm_lines_);
-    ++ahead;
-  }
   for (std::uint16_t i = 0; i < n; ++i) {
     const OutItem& o = out_batch_[i];
     act_outbound(o.m, o.port, o.ip, o.len, o.t, v[i], h[i], now_ns);
@@ -349,14 +365,14 @@ void Worker::act_outbound(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, std
   // The padding aligns payload + 2 trailer bytes to the block (a power of two).
   const unsigned pad = (0u - (len + 2u)) & (s.block - 1u);
   if (s.overhead + len + pad > s.out_mtu) [[unlikely]] {
-    if (s.out_hop.port == kNoPort) return to_sa(m, port, h, true);  // counted as no_route after ESP
+    if (s.out_hop.port == kNoPort) return to_sa(m, port, h);  // counted as no_route after ESP
     const unsigned room = s.out_mtu - s.overhead - (s.block - 1u);  // largest inner packet that fits
     const bool df = (ip[0] >> 4) == 6 || (rd16(ip + 6) & 0x4000) != 0;
     if (df || room < 68) return too_big(m, port, ip, static_cast<std::uint16_t>(room));
     if (!fragment_and_protect(m, port, h, static_cast<std::uint16_t>(room))) return drop(m, port, PipeDrop::frag);
     return;
   }
-  to_sa(m, port, h, true);
+  to_sa(m, port, h);
 }
 
 void Worker::inbound_clear(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, std::uint16_t len,
@@ -377,18 +393,13 @@ void Worker::inbound_clear(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, st
   }
 }
 
-void Worker::to_sa(rte_mbuf* m, std::uint16_t port, sad::SaHandle h, bool outbound) noexcept {
+void Worker::to_sa(rte_mbuf* m, std::uint16_t port, sad::SaHandle h) noexcept {
   SaSlot& s = dp_.slot(h);
   if (s.owner != index_) {
     m->hash.fdir.lo = h;
     m->hash.fdir.hi = s.gen.load(std::memory_order_relaxed);
     if (rte_ring_sp_enqueue(dp_.handoff(index_, s.owner), m) != 0) drop(m, port, PipeDrop::handoff_full);
     return;
-  }
-  // Inbound SAs are prefetched here. Outbound ones are not: run_outbound
-  // prefetched the first kSaPrefetchAhead, and run_esp prefetches the rest.
-  if (!outbound && (n_esp_ == 0 || esp_[n_esp_ - 1].sa != h)) {
-    if (const esp::EspSa* sa = s.sa.load(std::memory_order_acquire)) sa->prefetch(true, gcm_lines_);
   }
   esp_[n_esp_++] = EspItem{m, h, port, m->data_off};
 }
@@ -457,15 +468,19 @@ void Worker::run_esp(std::uint64_t now_ns) noexcept {
   esp::Packet pk[kBurst * 2];
   esp::Packet* pp[kBurst * 2];
   std::uint16_t idx[kBurst * 2];
+  // The SAs' lines are prefetched here only, kSaPrefetchAhead groups
+  // before each is processed: the first groups' now, every later one while
+  // the packets of the group that many places before it are processed.
+  // (Their slots are in cache: run_outbound or to_sa touched them.)
+  const auto prefetch_sa = [this, &groups](std::uint16_t g) noexcept {
+    const SaSlot& s = dp_.slot(groups[g].h);
+    if (const esp::EspSa* sa = s.sa.load(std::memory_order_acquire))
+      sa->prefetch(s.dir != static_cast<std::uint8_t>(Direction::out), gcm_lines_);
+  };
+  for (std::uint16_t g = 0; g < ng && g < kSaPrefetchAhead; ++g) prefetch_sa(g);
   for (std::uint16_t gi = 0; gi < ng; ++gi) {
     const sad::SaHandle h = groups[gi].h;
-    // The SA kSaPrefetchAhead groups on (its slot is in cache: run_outbound
-    // or to_sa touched it), so its lines arrive while these packets encrypt.
-    if (gi + kSaPrefetchAhead < ng) {
-      const SaSlot& s = dp_.slot(groups[gi + kSaPrefetchAhead].h);
-      if (const esp::EspSa* sa = s.sa.load(std::memory_order_acquire))
-        sa->prefetch(s.dir != static_cast<std::uint8_t>(Direction::out), gcm_lines_);
-    }
+    if (gi + kSaPrefetchAhead < ng) prefetch_sa(static_cast<std::uint16_t>(gi + kSaPrefetchAhead));
     std::uint16_t k = 0;
     for (std::uint16_t j = groups[gi].first; j != kEnd; j = next[j]) {
       rte_mbuf* m = esp_[j].m;
@@ -503,11 +518,12 @@ void Worker::run_esp(std::uint64_t now_ns) noexcept {
         queue_tx(m, s.out_hop);
       } else {
         if (s.encap) check_nat(it, s, h);
-        post_inbound(m, it.rx_port, s, now_ns);
+        post_inbound(m, it.rx_port, s);
       }
     }
     after_sa(s, *sa, h);
   }
+  run_post(now_ns);
 }
 
 void Worker::after_sa(SaSlot& s, esp::EspSa& sa, sad::SaHandle h) noexcept {
@@ -552,19 +568,44 @@ void Worker::check_nat(const EspItem& it, SaSlot& s, sad::SaHandle h) noexcept {
   event(e);
 }
 
-void Worker::post_inbound(rte_mbuf* m, std::uint16_t port, const SaSlot& s, std::uint64_t now_ns) noexcept {
-  std::uint8_t* ip = frame(m) + kEtherHdr;
+void Worker::post_inbound(rte_mbuf* m, std::uint16_t port, const SaSlot& s) noexcept {
+  const std::uint8_t* ip = frame(m) + kEtherHdr;
   const std::uint16_t len = static_cast<std::uint16_t>(m->data_len - kEtherHdr);
+  PostItem& p = post_[n_post_];
+  if (!spd::extract_flow(ip, len, p.t)) return drop(m, port, PipeDrop::malformed);
+  p.m = m;
+  p.in_slot = s.in_slot;
+  p.port = port;
+  ++n_post_;  // run_esp calls run_post before it handles more than post_ holds
+}
+
+void Worker::run_post(std::uint64_t now_ns) noexcept {
+  const std::uint16_t n = n_post_;
+  if (n == 0) return;
+  n_post_ = 0;
   // RFC 4301 5.2 step 4: the decrypted packet must match an inbound protect
-  // policy that uses this SA's reqid.
-  spd::FlowTuple t;
-  if (!spd::extract_flow(ip, len, t)) return drop(m, port, PipeDrop::malformed);
-  const spd::SpdLookup::Verdict v = in_.lookup(t, now_ns);
-  if (v.decision.action != PolicyAction::protect || v.decision.sa_slot != s.in_slot)
-    return drop(m, port, PipeDrop::inner_policy);
-  const std::uint8_t family = (ip[0] >> 4) == 6 ? 6 : 4;
-  if (dp_.fib().is_local(family, dst_of(ip))) return to_exception(m, port);
-  forward(m, port, ip, len, true);
+  // policy that uses this SA's reqid. One SPD lookup for the batch: every
+  // flow's cache bucket is prefetched before the first is compared.
+  static_assert(kBurst * 2 <= spd::SpdLookup::kMaxBurst);
+  const spd::FlowTuple* t[kBurst * 2];
+  spd::SpdLookup::Verdict v[kBurst * 2];
+  for (std::uint16_t i = 0; i < n; ++i) t[i] = &post_[i].t;
+  in_.lookup_burst(t, n, now_ns, v);
+  for (std::uint16_t i = 0; i < n; ++i) {
+    const PostItem& p = post_[i];
+    if (v[i].decision.action != PolicyAction::protect || v[i].decision.sa_slot != p.in_slot) {
+      drop(p.m, p.port, PipeDrop::inner_policy);
+      continue;
+    }
+    std::uint8_t* ip = frame(p.m) + kEtherHdr;
+    const auto len = static_cast<std::uint16_t>(p.m->data_len - kEtherHdr);
+    const std::uint8_t family = (ip[0] >> 4) == 6 ? 6 : 4;
+    if (dp_.fib().is_local(family, dst_of(ip))) {
+      to_exception(p.m, p.port);
+      continue;
+    }
+    forward(p.m, p.port, ip, len, true);
+  }
 }
 
 void Worker::forward(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, std::uint16_t len, bool decrement) noexcept {
@@ -749,7 +790,7 @@ bool Worker::fragment_and_protect(rte_mbuf* m, std::uint16_t port, sad::SaHandle
   }
   rte_pktmbuf_free(m);
   for (unsigned i = 0; i < nf; ++i) {
-    to_sa(frags[i], port, h, true);
+    to_sa(frags[i], port, h);
     if (n_esp_ >= kBurst) run_esp(0);
   }
   return true;

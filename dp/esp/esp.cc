@@ -236,6 +236,7 @@ Result<std::unique_ptr<EspSa>> EspSa::create(const SaConfig& cfg, IMB_MGR* mgr) 
   }
   if (cfg.dir == Direction::in) {
     for (const Selector& s : cfg.selectors) sa->inner_sel_.push_back(spd::TupleSelector::from(s));
+    sa->check_inner_ = !sa->inner_sel_.empty();
   }
   sa->replay_ = ReplayWindow(cfg.dir == Direction::in && cfg.anti_replay ? cfg.replay_window : 0, cfg.esn);
   if (cfg.dir == Direction::out && !ci.aead && ci.iv_len) {
@@ -716,7 +717,7 @@ std::uint16_t EspSa::inbound_burst(EspSa& sa, IMB_MGR* mgr, Packet** pkts, std::
       p->off = static_cast<std::uint16_t>(out - p->buf);
       p->len = new_len;
     }
-    if (!sa.inner_sel_.empty() && !sa.inner_allowed(p->data(), p->len)) {
+    if (sa.check_inner_ && !sa.inner_allowed(p->data(), p->len)) {
       p->drop = DropReason::inner_policy;
       continue;
     }

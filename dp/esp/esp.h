@@ -149,6 +149,7 @@ class EspSa {
   bool seq_exhausted_ = false;
   bool soft_expired_ = false;
   bool hard_expired_ = false;
+  bool check_inner_ = false;  // inbound: inner_sel_ is not empty (read here, not in its cold line)
   std::uint16_t tfc_pad_to_ = 0;
   std::uint16_t encap_sport_ = 0;  // network order
   std::uint16_t encap_dport_ = 0;
