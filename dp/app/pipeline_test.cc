@@ -547,6 +547,46 @@ TEST(Pipeline, InnerPacketMustMatchTheSasInboundPolicy) {
   EXPECT_TRUE(b.cap.sent[0].empty());
 }
 
+// One receive burst mixing what the inbound path stages separately: ESP of
+// an SA that passes, ESP whose inner packet the SA's inbound policy does not
+// allow, ESP with an SPI nobody has, and cleartext. The SAD lookups run for
+// the burst's ESP together and the decrypted packets meet the SPD in one
+// lookup_burst; each packet must still get its own fate, in order.
+TEST(Pipeline, InboundBurstMixesPassingInnerPolicyUnknownSpiAndCleartext) {
+  Site a(kSiteA), b(kSiteB);
+  install_pair(a, b);
+  ASSERT_EQ(a.apply({{1, shm::PolicyAdd{pol(PolicyDir::out, PolicyAction::protect, "10.1.0.0/24", "198.51.100.0/24", 1)}}})
+                .status,
+            shm::Status::ok);
+  std::vector<Bytes> want;
+  for (int k = 0; k < 9; ++k) {
+    const bool allowed = k % 3 != 2;  // B allows 10.1.0.0/24 -> 10.2.0.0/16 only
+    const auto pl = static_cast<std::size_t>(40 + k);
+    a.rx(0, ether(ipv4_udp("10.1.0.2", allowed ? "10.2.0.5" : "198.51.100.7", pl)));
+    if (allowed) want.push_back(ipv4_udp("10.1.0.2", "10.2.0.5", pl, false, 62));
+  }
+  ASSERT_EQ(a.cap.sent[1].size(), 9u);
+  std::vector<rte_mbuf*> burst;
+  for (std::size_t k = 0; k < 9; ++k) {
+    burst.push_back(mbuf(a.cap.sent[1][k]));
+    if (k % 3 == 0) {  // the same ESP packet with another SPI
+      Bytes f = a.cap.sent[1][k];
+      f[14 + 20] ^= 0x5a;
+      burst.push_back(mbuf(f));
+    }
+  }
+  burst.push_back(mbuf(ether(ipv4_udp("10.1.0.3", "10.2.0.6", 40))));  // protect policy: must come as ESP
+  b.w->process(1, burst.data(), static_cast<std::uint16_t>(burst.size()), 1000);
+  b.w->flush();
+  std::vector<Bytes> got;
+  for (const Bytes& f : b.cap.sent[0]) got.emplace_back(f.begin() + 14, f.end());
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(b.drops(1, PipeDrop::inner_policy), 3u);
+  EXPECT_EQ(b.drops(1, PipeDrop::unknown_spi), 3u);
+  EXPECT_EQ(b.drops(1, PipeDrop::cleartext), 1u);
+  EXPECT_EQ(b.drops(1, PipeDrop::esp), 0u);
+}
+
 TEST(Pipeline, PacketsOfAnotherCoresSaAreHandedOff) {
   Site a(kSiteA, 2), b(kSiteB);
   install_pair(a, b);
