@@ -391,6 +391,7 @@ class Worker {
   };
   std::array<InItem, kBurst> in_batch_{};
   std::uint16_t n_in_ = 0;
+  std::uint32_t prefetched_spi_ = 0;  // the SPI whose SAD bucket defer_inbound prefetched last (0: none)
   struct PostItem {
     spd::FlowTuple t;
     rte_mbuf* m;

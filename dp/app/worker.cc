@@ -267,7 +267,12 @@ void Worker::defer_outbound(rte_mbuf* m, std::uint16_t port, std::uint8_t* ip, s
 
 void Worker::defer_inbound(rte_mbuf* m, std::uint16_t port, std::uint32_t spi, std::uint8_t family,
                            const std::uint8_t* dst, std::uint64_t now_ns) noexcept {
-  dp_.inbound().prefetch(spi);
+  // Consecutive packets of one SA (the common case with few SAs) prefetch
+  // its bucket once.
+  if (spi != prefetched_spi_) {
+    dp_.inbound().prefetch(spi);
+    prefetched_spi_ = spi;
+  }
   in_batch_[n_in_] = InItem{m, dst, spi, port, family};
   if (++n_in_ == kBurst) run_inbound(now_ns);
 }
@@ -280,9 +285,18 @@ void Worker::run_inbound(std::uint64_t now_ns) noexcept {
   // the lookups, each SA slot prefetched, then each packet to its SA (the
   // slot says which core owns it). The SAs' own lines are prefetched in
   // run_esp.
+  // A packet with the SPI and destination of the one before it has its SA.
   sad::SaHandle h[kBurst];
   for (std::uint16_t i = 0; i < n; ++i) {
     const InItem& it = in_batch_[i];
+    if (i > 0) {
+      const InItem& prev = in_batch_[i - 1];
+      if (it.spi == prev.spi && it.family == prev.family &&
+          std::memcmp(it.dst, prev.dst, it.family == 6 ? 16 : 4) == 0) {
+        h[i] = h[i - 1];
+        continue;
+      }
+    }
     h[i] = dp_.inbound().lookup(it.spi, static_cast<Family>(it.family), it.dst);
     if (h[i] != sad::kNoSa) prefetch_line(&dp_.slot(h[i]));
   }
