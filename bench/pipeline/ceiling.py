@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """The raw IPsec-MB ceiling for the pipeline benchmark's packet sizes, on
-one core: build/bench/esp_bench's BM_RawEncrypt (the IPsec-MB jobs ESP
-needs, bursts of 32, nothing else; see docs/benchmarks.md issue 3).
+one core: build/bench/esp_bench's BM_RawEncrypt (the IPsec-MB calls ESP
+makes, bursts of 32, nothing else: the direct GCM API for AES-GCM since
+2026-12-04, jobs for the others; see docs/benchmarks.md issue 3).
 
   ceiling.py --alg aes-gcm-128|aes-cbc-128-sha256 [--cpu 1] [--sizes 64,1420,imix]
              [--repetitions 3] [--min-time 0.2] [--bin build/bench/esp_bench]

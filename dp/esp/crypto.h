@@ -70,6 +70,28 @@ inline void fill_aead_job(IMB_JOB* job, const CryptoKeys& k, bool encrypt, const
   fill_aead_job(job, k, k.cipher, k.key_len, encrypt, nonce, aad, aad_len, src, dst, len, tag);
 }
 
+// AES-GCM in place through IPsec-MB's direct GCM API rather than a job:
+// no job manager, so no per-packet job fill, submit checks and dispatch
+// (docs/esp.md, "Crypto"). nonce: 12 bytes; tag: 16 bytes, written
+// (encrypt) or computed (decrypt; the caller compares it with the received
+// one). key_len: 16 or 32 (k.key_len).
+inline void gcm_in_place(IMB_MGR* mgr, const CryptoKeys& k, std::uint8_t key_len, bool encrypt,
+                         const std::uint8_t* nonce, const std::uint8_t* aad, std::uint32_t aad_len, std::uint8_t* buf,
+                         std::uint32_t len, std::uint8_t* tag) noexcept {
+  gcm_context_data ctx;
+  if (key_len == 32) {
+    if (encrypt) {
+      IMB_AES256_GCM_ENC(mgr, &k.gcm, &ctx, buf, buf, len, nonce, aad, aad_len, tag, 16);
+    } else {
+      IMB_AES256_GCM_DEC(mgr, &k.gcm, &ctx, buf, buf, len, nonce, aad, aad_len, tag, 16);
+    }
+  } else if (encrypt) {
+    IMB_AES128_GCM_ENC(mgr, &k.gcm, &ctx, buf, buf, len, nonce, aad, aad_len, tag, 16);
+  } else {
+    IMB_AES128_GCM_DEC(mgr, &k.gcm, &ctx, buf, buf, len, nonce, aad, aad_len, tag, 16);
+  }
+}
+
 // Describe a cipher+HMAC operation (AES-CBC or NULL with HMAC-SHA*) in `job`.
 // The HMAC covers [buf + auth_off, buf + auth_off + auth_len); the cipher
 // runs in place over [buf + ciph_off, + ciph_len) with `iv` (16 bytes, CBC).

@@ -485,14 +485,24 @@ std::uint16_t EspSa::outbound_burst(EspSa& sa, IMB_MGR* mgr, Packet** pkts, std:
     std::uint8_t* payload = esp + esp_hdr;
     std::uint8_t* icv = payload + ct_len;
 
-    IMB_JOB* job = IMB_GET_NEXT_JOB(mgr);
+    p->off = static_cast<std::uint16_t>(p->off - hdr);
+    p->len = static_cast<std::uint16_t>(out_len);
+    sa.account(total);
     if constexpr (kAead) {
       // RFC 4106 3.1 / RFC 7634 2: the IV is the sequence number, unique per SA.
       wr64(esp + 8, seq);
       std::uint32_t alen;
       const std::uint8_t* a = aead_nonce_aad(sa.salt_, sa.esn_, esp, seq, nonce[i], aad[i], alen);
+      if (sa.cipher_ != CipherAlg::chacha20_poly1305) {
+        gcm_in_place(mgr, sa.keys_, sa.key_len_, true, nonce[i], a, alen, payload, ct_len, icv);
+        continue;
+      }
+      IMB_JOB* job = IMB_GET_NEXT_JOB(mgr);
       fill_aead_job(job, sa.keys_, sa.cipher_, sa.key_len_, true, nonce[i], a, alen, payload, payload, ct_len, icv);
+      job->user_data = p;
+      reap(IMB_SUBMIT_JOB(mgr));
     } else {
+      IMB_JOB* job = IMB_GET_NEXT_JOB(mgr);
       if (sa.iv_len_) std::memcpy(esp + 8, sa.iv_pool_.data() + 16u * sa.iv_used_++, 16);
       std::uint32_t auth_len = esp_hdr + ct_len;
       if (sa.esn_) {  // RFC 4303 2.2.1: the high half is authenticated, not sent
@@ -500,12 +510,9 @@ std::uint16_t EspSa::outbound_burst(EspSa& sa, IMB_MGR* mgr, Packet** pkts, std:
         auth_len += 4;
       }
       fill_cbc_hmac_job(job, sa.keys_, true, esp, 0, auth_len, esp_hdr, ct_len, esp + 8, icv, sa.icv_len_);
+      job->user_data = p;
+      reap(IMB_SUBMIT_JOB(mgr));
     }
-    job->user_data = p;
-    p->off = static_cast<std::uint16_t>(p->off - hdr);
-    p->len = static_cast<std::uint16_t>(out_len);
-    sa.account(total);
-    reap(IMB_SUBMIT_JOB(mgr));
   }
   reap_all(mgr);
 
@@ -622,12 +629,19 @@ std::uint16_t EspSa::inbound_burst(EspSa& sa, IMB_MGR* mgr, Packet** pkts, std::
     meta[i].outer_ecn = static_cast<std::uint8_t>(ip_tos(ip) & 3);
     std::uint8_t* ct = esp + esp_hdr;
 
-    IMB_JOB* job = IMB_GET_NEXT_JOB(mgr);
     if constexpr (kAead) {
       std::uint32_t alen;
       const std::uint8_t* a = aead_nonce_aad(sa.salt_, sa.esn_, esp, seq, nonce[i], aad[i], alen);
+      if (sa.cipher_ != CipherAlg::chacha20_poly1305) {
+        gcm_in_place(mgr, sa.keys_, sa.key_len_, false, nonce[i], a, alen, ct, ct_len, computed[i]);
+        continue;
+      }
+      IMB_JOB* job = IMB_GET_NEXT_JOB(mgr);
       fill_aead_job(job, sa.keys_, sa.cipher_, sa.key_len_, false, nonce[i], a, alen, ct, ct, ct_len, computed[i]);
+      job->user_data = p;
+      reap(IMB_SUBMIT_JOB(mgr));
     } else {
+      IMB_JOB* job = IMB_GET_NEXT_JOB(mgr);
       std::uint8_t* icv = ct + ct_len;
       std::uint32_t auth_len = esp_hdr + ct_len;
       if (sa.esn_) {
@@ -639,9 +653,9 @@ std::uint16_t EspSa::inbound_burst(EspSa& sa, IMB_MGR* mgr, Packet** pkts, std::
       }
       fill_cbc_hmac_job(job, sa.keys_, false, esp, 0, auth_len, esp_hdr, ct_len, esp + 8, computed[i],
                         sa.icv_len_);
+      job->user_data = p;
+      reap(IMB_SUBMIT_JOB(mgr));
     }
-    job->user_data = p;
-    reap(IMB_SUBMIT_JOB(mgr));
   }
   reap_all(mgr);
 
