@@ -285,11 +285,10 @@ void Worker::run_inbound(std::uint64_t now_ns) noexcept {
   // the lookups, each SA slot prefetched, then each packet to its SA (the
   // slot says which core owns it). The SAs' own lines are prefetched in
   // run_esp.
-  // A packet with the SPI and destination of the one before it has its SA.
   sad::SaHandle h[kBurst];
   for (std::uint16_t i = 0; i < n; ++i) {
     const InItem& it = in_batch_[i];
-    if (i > 0) {
+    if (i > 0) {  // the SPI and destination of the packet before: its SA
       const InItem& prev = in_batch_[i - 1];
       if (it.spi == prev.spi && it.family == prev.family &&
           std::memcmp(it.dst, prev.dst, it.family == 6 ? 16 : 4) == 0) {

@@ -180,6 +180,27 @@ inline void reap_all(IMB_MGR* mgr) noexcept {
   for (IMB_JOB* job = IMB_FLUSH_JOB(mgr); job != nullptr; job = IMB_FLUSH_JOB(mgr)) reap(job);
 }
 
+// One AES-GCM packet of a burst, in place: the burst functions first
+// prepare every packet (headers, trailer, nonce, AAD), then run the cipher
+// over all of them in a loop of its own. Interleaving the cipher with the
+// per-packet header work cost 13 ns per 64-byte packet on the AMD guest
+// (esp_bench, 60 -> 47 ns encrypting): the cipher's code and its key data
+// stay hot this way.
+struct GcmCall {
+  const std::uint8_t* nonce;
+  const std::uint8_t* aad;
+  std::uint8_t* buf;
+  std::uint8_t* tag;  // written (encrypt) or computed (decrypt)
+  std::uint32_t aad_len;
+  std::uint32_t len;
+};
+
+inline void run_gcm(IMB_MGR* mgr, const CryptoKeys& k, std::uint8_t key_len, bool encrypt, const GcmCall* c,
+                    std::uint16_t n) noexcept {
+  for (std::uint16_t i = 0; i < n; ++i)
+    gcm_in_place(mgr, k, key_len, encrypt, c[i].nonce, c[i].aad, c[i].aad_len, c[i].buf, c[i].len, c[i].tag);
+}
+
 }  // namespace
 
 Udp4500Kind classify_udp_4500(const std::uint8_t* payload, std::size_t len) noexcept {
@@ -344,6 +365,8 @@ std::uint16_t EspSa::outbound_burst(EspSa& sa, IMB_MGR* mgr, Packet** pkts, std:
   alignas(16) std::uint8_t nonce[kMaxBurst][12];
   alignas(16) std::uint8_t aad[kMaxBurst][12];
   std::uint8_t* udp6[kMaxBurst];  // set per packet below (zeroing all 32 costs more than one SA's burst of 1)
+  GcmCall gcm[kMaxBurst];  // AES-GCM: encrypted after the loop that prepares them
+  std::uint16_t n_gcm = 0;
 
   if constexpr (!kAead) {
     if (sa.iv_len_ && sa.iv_used_ + n > kMaxBurst && !sa.refill_ivs(mgr)) {
@@ -494,7 +517,7 @@ std::uint16_t EspSa::outbound_burst(EspSa& sa, IMB_MGR* mgr, Packet** pkts, std:
       std::uint32_t alen;
       const std::uint8_t* a = aead_nonce_aad(sa.salt_, sa.esn_, esp, seq, nonce[i], aad[i], alen);
       if (sa.cipher_ != CipherAlg::chacha20_poly1305) {
-        gcm_in_place(mgr, sa.keys_, sa.key_len_, true, nonce[i], a, alen, payload, ct_len, icv);
+        gcm[n_gcm++] = GcmCall{nonce[i], a, payload, icv, alen, ct_len};
         continue;
       }
       IMB_JOB* job = IMB_GET_NEXT_JOB(mgr);
@@ -514,6 +537,7 @@ std::uint16_t EspSa::outbound_burst(EspSa& sa, IMB_MGR* mgr, Packet** pkts, std:
       reap(IMB_SUBMIT_JOB(mgr));
     }
   }
+  run_gcm(mgr, sa.keys_, sa.key_len_, true, gcm, n_gcm);
   reap_all(mgr);
 
   for (std::uint16_t i = 0; i < n; ++i) {
@@ -547,6 +571,8 @@ std::uint16_t EspSa::inbound_burst(EspSa& sa, IMB_MGR* mgr, Packet** pkts, std::
   alignas(16) std::uint8_t aad[kMaxBurst][12];
   alignas(16) std::uint8_t computed[kMaxBurst][32];
   alignas(16) std::uint8_t received[kMaxBurst][32];
+  GcmCall gcm[kMaxBurst];  // AES-GCM: decrypted after the loop that checks the headers
+  std::uint16_t n_gcm = 0;
   struct Meta {
     std::uint64_t seq;
     std::uint8_t* esp;
@@ -633,7 +659,7 @@ std::uint16_t EspSa::inbound_burst(EspSa& sa, IMB_MGR* mgr, Packet** pkts, std::
       std::uint32_t alen;
       const std::uint8_t* a = aead_nonce_aad(sa.salt_, sa.esn_, esp, seq, nonce[i], aad[i], alen);
       if (sa.cipher_ != CipherAlg::chacha20_poly1305) {
-        gcm_in_place(mgr, sa.keys_, sa.key_len_, false, nonce[i], a, alen, ct, ct_len, computed[i]);
+        gcm[n_gcm++] = GcmCall{nonce[i], a, ct, computed[i], alen, ct_len};
         continue;
       }
       IMB_JOB* job = IMB_GET_NEXT_JOB(mgr);
@@ -657,6 +683,7 @@ std::uint16_t EspSa::inbound_burst(EspSa& sa, IMB_MGR* mgr, Packet** pkts, std::
       reap(IMB_SUBMIT_JOB(mgr));
     }
   }
+  run_gcm(mgr, sa.keys_, sa.key_len_, false, gcm, n_gcm);
   reap_all(mgr);
 
   // Verify, commit, strip. Jobs are all complete here.
