@@ -531,15 +531,22 @@ TEST(Pipeline, BatchesAreAllOrNothingAndUpdateIsRefused) {
   a.dp->housekeeping();
 }
 
+// An outbound policy on A that sends 10.1.0.0/24 -> 198.51.100.0/24 through
+// install_pair's SA, although B's inbound policy for it allows 10.2.0.0/16
+// only: B must drop those packets as inner_policy after decrypting them.
+void add_policy_outside_peer_selectors(Site& a) {
+  ASSERT_EQ(a.apply({{1, shm::PolicyAdd{pol(PolicyDir::out, PolicyAction::protect, "10.1.0.0/24", "198.51.100.0/24", 1)}}})
+                .status,
+            shm::Status::ok);
+}
+
 TEST(Pipeline, InnerPacketMustMatchTheSasInboundPolicy) {
   Site a(kSiteA), b(kSiteB);
   install_pair(a, b);
   // B's inbound policy for reqid 7 covers 10.1.0.0/24 -> 10.2.0.0/16 only.
   // A sends 10.1.0.2 -> 10.2.0.5 (allowed) and, with an extra outbound
   // policy of its own, 10.1.0.2 -> 198.51.100.7 through the same SA.
-  ASSERT_EQ(a.apply({{1, shm::PolicyAdd{pol(PolicyDir::out, PolicyAction::protect, "10.1.0.0/24", "198.51.100.0/24", 1)}}})
-                .status,
-            shm::Status::ok);
+  ASSERT_NO_FATAL_FAILURE(add_policy_outside_peer_selectors(a));
   a.rx(0, ether(ipv4_udp("10.1.0.2", "198.51.100.7", 40)));
   ASSERT_EQ(a.cap.sent[1].size(), 1u);
   b.rx(1, a.cap.sent[1][0]);
@@ -555,9 +562,7 @@ TEST(Pipeline, InnerPacketMustMatchTheSasInboundPolicy) {
 TEST(Pipeline, InboundBurstMixesPassingInnerPolicyUnknownSpiAndCleartext) {
   Site a(kSiteA), b(kSiteB);
   install_pair(a, b);
-  ASSERT_EQ(a.apply({{1, shm::PolicyAdd{pol(PolicyDir::out, PolicyAction::protect, "10.1.0.0/24", "198.51.100.0/24", 1)}}})
-                .status,
-            shm::Status::ok);
+  ASSERT_NO_FATAL_FAILURE(add_policy_outside_peer_selectors(a));
   std::vector<Bytes> want;
   for (int k = 0; k < 9; ++k) {
     const bool allowed = k % 3 != 2;  // B allows 10.1.0.0/24 -> 10.2.0.0/16 only
