@@ -412,6 +412,24 @@ struct ForestBuilder {
 };
 
 std::unique_ptr<CutForest> CutForest::build(std::span<const Policy> policies, Family fam, const Limits& lim) {
+  std::unique_ptr<CutForest> f = build_trees(policies, fam, lim);
+  if (f) {
+    // Walking a burst's tuples together pays when the walks miss the
+    // CPU's caches: one big tree (benchmarks.md, "Burst walks only for
+    // one big tree"). With small or several trees it costs more than it
+    // saves, and a burst is looked up one tuple at a time.
+    switch (lim.burst_walks) {
+      case Walks::automatic:
+        f->walk_together_ = f->trees_.size() == 1 && f->memory_bytes() > kWalkTogetherBytes;
+        break;
+      case Walks::together: f->walk_together_ = true; break;
+      case Walks::single: f->walk_together_ = false; break;
+    }
+  }
+  return f;
+}
+
+std::unique_ptr<CutForest> CutForest::build_trees(std::span<const Policy> policies, Family fam, const Limits& lim) {
   std::unique_ptr<CutForest> f(new CutForest());
   f->v6_ = fam == Family::ipv6;
   const unsigned width = f->v6_ ? 128 : 32;

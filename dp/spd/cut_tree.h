@@ -38,7 +38,13 @@ namespace cygnet::dp::spd {
 
 class CutForest {
  public:
+  // How lookup_burst walks the trees: all the tuples of a chunk one level
+  // at a time together, or each tuple alone (automatic: together only for
+  // a forest of one tree over kWalkTogetherBytes).
+  enum class Walks : std::uint8_t { automatic, together, single };
+  static constexpr std::size_t kWalkTogetherBytes = 256 * 1024;
   struct Limits {
+    Walks burst_walks = Walks::automatic;
     std::size_t leaf_rules = 4;   // a node with at most this many policies is a leaf
     unsigned space_factor = 4;    // a cut may at most multiply a node's policy copies by this
     std::size_t max_entries = 0;  // 0: 64 per policy + 65,536; more fails the build
@@ -59,13 +65,16 @@ class CutForest {
     }
   }
 
-  // The same for a burst: lowers best[i] for tuple t[i], i < n. The walks
-  // of up to kChunk tuples advance one level at a time together, without a
-  // branch on where each one is, so the loads of different tuples overlap
-  // (rte_acl classifies its bursts in the same spirit).
+  // The same for a burst: lowers best[i] for tuple t[i], i < n. When the
+  // forest walks together, the walks of up to kChunk tuples advance one
+  // level at a time, without a branch on where each one is, so the loads
+  // of different tuples overlap (rte_acl classifies its bursts in the same
+  // spirit); else each tuple is looked up alone.
   static constexpr unsigned kChunk = 16;
   void lookup_burst(const FlowTuple* const* t, unsigned n, std::uint32_t* best) const noexcept {
-    if (v6_) {
+    if (!walk_together_) {
+      for (unsigned i = 0; i < n; ++i) lookup(*t[i], best[i]);
+    } else if (v6_) {
       burst_impl<true>(t, n, best);
     } else {
       burst_impl<false>(t, n, best);
@@ -78,6 +87,7 @@ class CutForest {
   // The depth of the deepest path and the longest leaf (policies, no sentinel).
   unsigned max_depth() const noexcept { return max_depth_; }
   std::size_t max_leaf() const noexcept { return max_leaf_; }
+  bool walks_together() const noexcept { return walk_together_; }
 
   // Internals, public for the builder.
   static constexpr std::uint32_t kLeaf = 0x80000000u;
@@ -111,6 +121,7 @@ class CutForest {
 
  private:
   CutForest() = default;
+  static std::unique_ptr<CutForest> build_trees(std::span<const Policy> rules, Family fam, const Limits& lim);
   template <bool V6>
   static constexpr unsigned kWords = V6 ? 5 : 2;  // lookup key words
   template <bool V6>
@@ -125,6 +136,7 @@ class CutForest {
   friend struct ForestBuilder;
 
   bool v6_ = false;
+  bool walk_together_ = false;
   std::vector<Tree> trees_;  // by best
   std::vector<Node> nodes_;
   std::vector<std::uint32_t> kids_;

@@ -552,11 +552,25 @@ TEST(CutTree, BurstGivesTheLinearAnswer) {
     for (const std::vector<Policy>* setp : sets) {
       const std::vector<Policy>& set = *setp;
       LinearSpd lin(set);
-      for (const auto mode : {Classifier::Mode::automatic, Classifier::Mode::trees, Classifier::Mode::tuples}) {
-        auto c = Classifier::build(set, g.rng(), mode);
+      struct Way {
+        Classifier::Mode mode;
+        CutForest::Walks walks;
+      };
+      for (const Way way : {Way{Classifier::Mode::automatic, CutForest::Walks::automatic},
+                            Way{Classifier::Mode::trees, CutForest::Walks::together},
+                            Way{Classifier::Mode::trees, CutForest::Walks::single},
+                            Way{Classifier::Mode::tuples, CutForest::Walks::automatic}}) {
+        const Classifier::Mode mode = way.mode;
+        CutForest::Limits lim;
+        lim.burst_walks = way.walks;
+        auto c = Classifier::build(set, g.rng(), mode, lim);
         ASSERT_TRUE(c) << c.error().message;
-        if (mode == Classifier::Mode::trees && &set == &pols && n >= 600) {
-          ASSERT_GE((*c)->forest(Family::ipv4)->max_depth(), 3u);  // the walks really advance together
+        if (mode == Classifier::Mode::trees) {
+          const CutForest* f4 = (*c)->forest(Family::ipv4);
+          ASSERT_EQ(f4->walks_together(), way.walks == CutForest::Walks::together);
+          if (&set == &pols && n >= 600) {
+            ASSERT_GE(f4->max_depth(), 3u);  // the walks really advance
+          }
         }
         for (int burst = 0; burst < 400; ++burst) {
           const unsigned len = static_cast<unsigned>(1 + g.u(64));
@@ -570,7 +584,7 @@ TEST(CutTree, BurstGivesTheLinearAnswer) {
           (*c)->lookup_burst(ptrs.data(), len, out.data());
           for (unsigned i = 0; i < len; ++i) {
             const std::int32_t want = lin.lookup(flows[i]);
-            ASSERT_EQ(out[i], want) << "n=" << n << " mode " << int(mode) << " burst of " << len << " at " << i
+            ASSERT_EQ(out[i], want) << "n=" << n << " mode " << int(mode) << " walks " << int(way.walks) << " burst of " << len << " at " << i
                                     << ": " << to_key(flows[i]).src.to_string() << " -> "
                                     << to_key(flows[i]).dst.to_string() << " proto " << int(flows[i].proto) << " "
                                     << flows[i].sport << "/" << flows[i].dport;
@@ -692,6 +706,44 @@ TEST(CutTree, MemoryLimitFallsBackToTuples) {
     ASSERT_EQ((*c)->lookup(t), lin.lookup(t));
   }
   EXPECT_FALSE(Classifier::build(pols, 3, Classifier::Mode::trees, tight));
+}
+
+// lookup_burst walks a chunk's tuples together only where that pays: a
+// forest of one tree too big for the CPU's caches (the gateway shape with
+// thousands of sites). Small forests and forests of several trees look the
+// tuples up one at a time (docs/spd.md, "Burst lookup").
+TEST(CutTree, BurstWalksTogetherOnlyForOneBigTree) {
+  auto gateway = [](unsigned sites) {
+    std::vector<Policy> pols;
+    for (unsigned i = 0; i < sites; ++i) {
+      Policy p;
+      p.action = PolicyAction::bypass;
+      p.priority = 10;
+      p.sel.src = *IpPrefix::parse("10.1.0.0/16");
+      p.sel.dst = *IpPrefix::parse("172." + std::to_string(16 + i / 65536 % 16) + "." + std::to_string(i / 256 % 256) +
+                                   "." + std::to_string(i % 256) + "/32");
+      pols.push_back(p);
+    }
+    return pols;
+  };
+  const auto big = CutForest::build(gateway(20000), Family::ipv4, CutForest::Limits{});
+  ASSERT_NE(big, nullptr);
+  ASSERT_EQ(big->tree_count(), 1u);
+  ASSERT_GT(big->memory_bytes(), CutForest::kWalkTogetherBytes);
+  EXPECT_TRUE(big->walks_together());
+  const auto small = CutForest::build(gateway(100), Family::ipv4, CutForest::Limits{});
+  ASSERT_NE(small, nullptr);
+  ASSERT_LE(small->memory_bytes(), CutForest::kWalkTogetherBytes);
+  EXPECT_FALSE(small->walks_together());
+  // Several trees: wide and narrow sources and destinations mixed.
+  Gen g(23);
+  const auto mixed = CutForest::build(cutting_set(g, CutCase{Family::ipv4, 3000}), Family::ipv4, CutForest::Limits{});
+  ASSERT_NE(mixed, nullptr);
+  ASSERT_GT(mixed->tree_count(), 1u);
+  EXPECT_FALSE(mixed->walks_together());
+  CutForest::Limits forced;
+  forced.burst_walks = CutForest::Walks::together;
+  EXPECT_TRUE(CutForest::build(gateway(100), Family::ipv4, forced)->walks_together());
 }
 
 // ------------------------------------------------------------- flow cache
