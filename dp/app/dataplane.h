@@ -318,6 +318,8 @@ class Worker {
   };
 
   void drop(rte_mbuf* m, std::uint16_t port, PipeDrop why) noexcept;
+  void flush_handoff(unsigned to) noexcept;
+  void flush_handoff() noexcept;
   void queue_tx(rte_mbuf* m, const NextHop& hop) noexcept;
   void flush_port(std::uint16_t port) noexcept;
   void classify(rte_mbuf* m, std::uint16_t port, std::uint64_t now_ns) noexcept;
@@ -408,6 +410,14 @@ class Worker {
   };
   std::array<TxQueue, kMaxPorts> tx_{};
   std::array<rte_mbuf*, kBurst> handoff_buf_{};
+  // Packets for other cores' SAs, per owner, sent at the end of process()
+  // (or when kBurst wait) with one enqueue each.
+  struct HandoffQueue {
+    std::array<rte_mbuf*, kBurst> m;
+    std::uint16_t n = 0;
+  };
+  std::array<HandoffQueue, kMaxWorkers> handoff_out_{};
+  std::uint8_t handoff_pending_ = 0;
 };
 
 }  // namespace cygnet::dp::app

@@ -176,6 +176,7 @@ void Worker::process(std::uint16_t port, rte_mbuf** m, std::uint16_t n, std::uin
   run_inbound(now_ns);
   run_outbound(now_ns);
   run_esp(now_ns);
+  flush_handoff();
 }
 
 void Worker::classify(rte_mbuf* m, std::uint16_t port, std::uint64_t now_ns) noexcept {
@@ -411,10 +412,32 @@ void Worker::to_sa(rte_mbuf* m, std::uint16_t port, sad::SaHandle h) noexcept {
   if (s.owner != index_) {
     m->hash.fdir.lo = h;
     m->hash.fdir.hi = s.gen.load(std::memory_order_relaxed);
-    if (rte_ring_sp_enqueue(dp_.handoff(index_, s.owner), m) != 0) drop(m, port, PipeDrop::handoff_full);
+    HandoffQueue& q = handoff_out_[s.owner];
+    q.m[q.n++] = m;
+    handoff_pending_ = 1;
+    if (q.n == kBurst) flush_handoff(s.owner);
+    (void)port;  // a drop at the flush counts on m->port, the same port
     return;
   }
   esp_[n_esp_++] = EspItem{m, h, port, m->data_off};
+}
+
+// One ring operation per owner and burst rather than per packet: the
+// ring's head and tail lines move between the two cores once per burst.
+void Worker::flush_handoff(unsigned to) noexcept {
+  HandoffQueue& q = handoff_out_[to];
+  const unsigned sent = rte_ring_sp_enqueue_burst(dp_.handoff(index_, to), reinterpret_cast<void**>(q.m.data()), q.n,
+                                                  nullptr);
+  for (unsigned i = sent; i < q.n; ++i) drop(q.m[i], q.m[i]->port, PipeDrop::handoff_full);
+  q.n = 0;
+}
+
+void Worker::flush_handoff() noexcept {
+  if (handoff_pending_ == 0) return;
+  for (unsigned to = 0; to < dp_.workers(); ++to) {
+    if (handoff_out_[to].n != 0) flush_handoff(to);
+  }
+  handoff_pending_ = 0;
 }
 
 void Worker::drain_handoff(std::uint64_t now_ns) noexcept {
