@@ -584,7 +584,8 @@ TEST(CutTree, BurstGivesTheLinearAnswer) {
           (*c)->lookup_burst(ptrs.data(), len, out.data());
           for (unsigned i = 0; i < len; ++i) {
             const std::int32_t want = lin.lookup(flows[i]);
-            ASSERT_EQ(out[i], want) << "n=" << n << " mode " << int(mode) << " walks " << int(way.walks) << " burst of " << len << " at " << i
+            ASSERT_EQ(out[i], want) << "n=" << n << " mode " << int(mode) << " walks " << int(way.walks)
+                                    << " burst of " << len << " at " << i
                                     << ": " << to_key(flows[i]).src.to_string() << " -> "
                                     << to_key(flows[i]).dst.to_string() << " proto " << int(flows[i].proto) << " "
                                     << flows[i].sport << "/" << flows[i].dport;
@@ -740,6 +741,7 @@ TEST(CutTree, BurstWalksTogetherOnlyForOneBigTree) {
   const auto mixed = CutForest::build(cutting_set(g, CutCase{Family::ipv4, 3000}), Family::ipv4, CutForest::Limits{});
   ASSERT_NE(mixed, nullptr);
   ASSERT_GT(mixed->tree_count(), 1u);
+  ASSERT_GT(mixed->memory_bytes(), CutForest::kWalkTogetherBytes);  // big enough: the tree count decides
   EXPECT_FALSE(mixed->walks_together());
   CutForest::Limits forced;
   forced.burst_walks = CutForest::Walks::together;
