@@ -52,6 +52,14 @@
 #   --json             also print the summary as one JSON object
 #   --perf             perf-record cygnet-dp in the first round of each case
 #                      (report in OUT/perf-CASE.txt)
+#   --inbound          the other direction: ESP pcaps (gen_pcap.py --esp ALG)
+#                      into the unprotected port, decrypted packets counted
+#                      (cygnet.sh/secgw.sh run --inbound; cases end in /in).
+#                      No ceiling (ceiling.py measures encryption); the check
+#                      is cygnet.sh check --inbound
+#   --per-cpu-sas      cygnet-dp gets one outbound SA per worker for each
+#                      reqid (dp_config.py --per-cpu-sas; cases end in
+#                      /percpu); ipsec-secgw keeps one SA shared by its lcores
 #
 # Exit codes: 0 done (even if some runs failed: they are in the table),
 # 1 set-up failed or the check failed, 2 usage.
@@ -62,11 +70,11 @@ REPO=$(cd "$HERE/../.." && pwd)
 PY=/usr/bin/python3
 
 die() { echo "compare: $*" >&2; exit 1; }
-usage() { sed -n '2,57p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,65p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 ROUNDS=3 SECONDS_W=2 WINDOWS=5 WARMUP=2
 SIZES="64 1420 imix" SASL="1 1000 10000 100000" WORKERS="1 2" CBC="1:64 1:1420"
-CEILING=1 CHECK=1 CHECK_SAS="1000 100000" QUIET=30 DP_EAL="" OUT="" JSON=0 PERF=0 SHUFFLE=0
+CEILING=1 CHECK=1 CHECK_SAS="1000 100000" QUIET=30 DP_EAL="" OUT="" JSON=0 PERF=0 SHUFFLE=0 INBOUND=0 PERCPU=0
 SECGW_BUILD=${CYGNET_BENCH_BUILD:-/tmp/cygnet-bench}
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -89,6 +97,8 @@ while [ $# -gt 0 ]; do
     --out) OUT=${2:?}; shift 2;;
     --json) JSON=1; shift;;
     --perf) PERF=1; shift;;
+    --inbound) INBOUND=1; shift;;
+    --per-cpu-sas) PERCPU=1; shift;;
     -h|--help) usage;;
     *) echo "compare: unknown option $1" >&2; usage;;
   esac
@@ -96,6 +106,15 @@ done
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be >= 1"
 [[ "$WINDOWS" =~ ^[1-9][0-9]*$ ]] || die "--windows must be >= 1"
 [ "$(id -u)" -eq 0 ] || die "must run as root"
+[ "$INBOUND" -eq 0 ] || [ "$PERCPU" -eq 0 ] || die "--per-cpu-sas is for the outbound direction"
+if [ "$INBOUND" -eq 1 ] && [ "$CEILING" -eq 1 ]; then
+  echo "compare: --inbound: no ceiling (ceiling.py measures encryption)" >&2
+  CEILING=0
+fi
+DIR_ARGS=(); CASE_SUFFIX=""
+[ "$INBOUND" -eq 0 ] || { DIR_ARGS=(--inbound); CASE_SUFFIX="/in"; }
+DP_ARGS=("${DIR_ARGS[@]}")
+[ "$PERCPU" -eq 0 ] || { DP_ARGS+=(--per-cpu-sas); CASE_SUFFIX="/percpu"; }
 [ -x "$SECGW_BUILD/secgw/build/ipsec-secgw" ] || die "no ipsec-secgw in $SECGW_BUILD (bash $HERE/secgw.sh build $SECGW_BUILD)"
 DP_BIN="$REPO/build/dp/app/cygnet-dp"
 [ -x "$DP_BIN" ] || die "no $DP_BIN (ninja -C $REPO/build dp/app/cygnet-dp)"
@@ -170,27 +189,25 @@ echo "compare: ${#CASES[@]} cases x $ROUNDS rounds; runs: warm-up $WARMUP s, $WI
 if [ "$CHECK" -eq 1 ]; then
   for n in $CHECK_SAS; do
     echo "compare: check: cygnet-dp ESP, $n SAs, aes-gcm-128" >&2
-    bg bash "$HERE/cygnet.sh" check --sas "$n" --alg aes-gcm-128 >"$OUT/check-gcm-$n.txt" 2>&1 \
+    bg bash "$HERE/cygnet.sh" check "${DIR_ARGS[@]}" --sas "$n" --alg aes-gcm-128 >"$OUT/check-gcm-$n.txt" 2>&1 \
       || { cat "$OUT/check-gcm-$n.txt" >&2; die "check failed (cygnet-dp, $n SAs, aes-gcm-128)"; }
-    grep esp_check "$OUT/check-gcm-$n.txt" >&2
+    grep -E "^(esp_check|clear_check):" "$OUT/check-gcm-$n.txt" >&2
   done
   echo "compare: check: cygnet-dp ESP, 100 SAs, aes-cbc-128-sha256" >&2
-  bg bash "$HERE/cygnet.sh" check --sas 100 --alg aes-cbc-128-sha256 >"$OUT/check-cbc-100.txt" 2>&1 \
+  bg bash "$HERE/cygnet.sh" check "${DIR_ARGS[@]}" --sas 100 --alg aes-cbc-128-sha256 >"$OUT/check-cbc-100.txt" 2>&1 \
     || { cat "$OUT/check-cbc-100.txt" >&2; die "check failed (cygnet-dp, 100 SAs, aes-cbc-128-sha256)"; }
-  grep esp_check "$OUT/check-cbc-100.txt" >&2
+  grep -E "^(esp_check|clear_check):" "$OUT/check-cbc-100.txt" >&2
 fi
 
 DP_2W_FAILED=""   # worker counts whose cygnet-dp start-up failed (not retried)
 for c in "${CASES[@]}"; do
   read -r alg n size w <<<"$c"
-  name="$alg/${n}sa/$size/${w}w"
-  if [ "$SHUFFLE" -eq 1 ]; then
-    pcap="$OUT/pcap-$size-$n-shuffled.pcap"
-    [ -s "$pcap" ] || "$PY" "$HERE/gen_pcap.py" --size "$size" --flows "$n" --shuffle "$pcap" >&2
-  else
-    pcap="$OUT/pcap-$size-$n.pcap"
-    [ -s "$pcap" ] || "$PY" "$HERE/gen_pcap.py" --size "$size" --flows "$n" "$pcap" >&2
-  fi
+  name="$alg/${n}sa/$size/${w}w$CASE_SUFFIX"
+  gen=(--size "$size" --flows "$n"); tag="$size-$n"
+  [ "$SHUFFLE" -eq 0 ] || { gen+=(--shuffle); tag+="-shuffled"; }
+  [ "$INBOUND" -eq 0 ] || { gen+=(--esp "$alg"); tag+="-esp-$alg"; }
+  pcap="$OUT/pcap-$tag.pcap"
+  [ -s "$pcap" ] || "$PY" "$HERE/gen_pcap.py" "${gen[@]}" "$pcap" >&2
   # cores
   if [ "$NCPU" -ge $((w + 1)) ]; then
     lc=$(seq -s, 1 "$w"); dp_eal=""; ceil_cpu=1
@@ -220,7 +237,7 @@ for c in "${CASES[@]}"; do
       log="$OUT/run-cygnet-${name//\//_}-r$r.log"
       if bg bash "$HERE/cygnet.sh" run --pcap "$pcap" --sas "$n" --alg "$alg" --workers "$w" \
            --eal "$dp_eal" --warmup "$WARMUP" --seconds "$SECONDS_W" --windows "$WINDOWS" \
-           --label "$name r$r" --json "${perf_args[@]}" >"$log.out" 2>"$log"; then
+           --label "$name r$r" --json "${DP_ARGS[@]}" "${perf_args[@]}" >"$log.out" 2>"$log"; then
         grep '^cygnet:' "$log.out" >&2 || true
         record cygnet-dp "$name" "$r" "$(grep '^{' "$log.out" | tail -1)"
         rm -f "$log" "$log.out"
@@ -236,7 +253,7 @@ for c in "${CASES[@]}"; do
     log="$OUT/run-secgw-${name//\//_}-r$r.log"
     if bg bash "$HERE/secgw.sh" run --build "$SECGW_BUILD" --pcap "$pcap" --sas "$n" --alg "$alg" \
          --lcores "$lc" --sink pcap --warmup "$WARMUP" --seconds "$SECONDS_W" --windows "$WINDOWS" \
-         --label "$name r$r" --json >"$log.out" 2>"$log"; then
+         --label "$name r$r" --json "${DIR_ARGS[@]}" >"$log.out" 2>"$log"; then
       grep '^secgw:' "$log.out" >&2 || true
       record ipsec-secgw "$name" "$r" "$(grep '^{' "$log.out" | tail -1)"
       rm -f "$log" "$log.out"

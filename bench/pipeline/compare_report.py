@@ -4,7 +4,8 @@ the rounds.
 
   compare_report.py RUNS.jsonl [--json-too 0|1] [--markdown]
 
-Columns: case (alg/SAs/size/workers), cygnet-dp Mpps and ipsec-secgw Mpps
+Columns: case (alg/SAs/size/workers, then /in or /percpu for compare.sh
+--inbound or --per-cpu-sas), cygnet-dp Mpps and ipsec-secgw Mpps
 (median over rounds of each run's median window), ratio cygnet/secgw (the
 median of the per-round ratios: each round's pair ran back to back),
 Gbit/s of cleartext frames (cygnet, secgw), the raw IPsec-MB ceiling in
@@ -62,7 +63,7 @@ def main():
         by = {t: [r for r in rs if r["tool"] == t] for t in ("cygnet-dp", "ipsec-secgw", "ceiling")}
         ok = {t: [r for r in v if "mpps" in r] for t, v in by.items()}
         errors = sorted({r["error"] for v in by.values() for r in v if "error" in r})
-        alg, sas, size, workers = c.split("/")
+        alg, sas, size, workers, *variant = c.split("/")  # variant: "in" or "percpu" (compare.sh --inbound, --per-cpu-sas)
         w = int(workers.rstrip("w"))
         dp = [r["mpps"] for r in ok["cygnet-dp"]]
         sg = [r["mpps"] for r in ok["ipsec-secgw"]]
@@ -76,6 +77,7 @@ def main():
         mean_frame = next((r["mean_frame"] for r in ok["cygnet-dp"] + ok["ipsec-secgw"]), None)
         row = {
             "case": c, "alg": alg, "sas": int(sas.rstrip("sa")), "size": size, "workers": w,
+            "direction": "in" if "in" in variant else "out", "per_cpu_sas": "percpu" in variant,
             "rounds": {"cygnet-dp": dp, "ipsec-secgw": sg, "ceiling": ceil},
             "cygnet_mpps": med(dp), "secgw_mpps": med(sg), "ratio": med(ratios),
             "cygnet_gbps": med(dp) * mean_frame * 8 / 1e3 if dp and mean_frame else None,

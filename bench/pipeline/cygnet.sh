@@ -29,6 +29,8 @@
 #                          (default bench-PID)
 #       --bypass           bypass policies instead of protect (no ESP: the
 #                          pipeline and I/O without crypto)
+#       --per-cpu-sas      one outbound SA per worker for each reqid
+#                          (dp_config.py --per-cpu-sas): no handoff
 #       --inbound          the other direction: FILE is ESP (gen_pcap.py
 #                          --esp ALG), port 0 unprotected, port 1 protected,
 #                          N inbound SAs without anti-replay (dp_config.py
@@ -152,7 +154,7 @@ with t.Telemetry(sys.argv[2]) as c: print(c.pid)' "$HERE" "$SOCK")
 
 cmd_run() {
   local pcap="" sas="" alg="" workers=1 eal="" sink=pcap seconds=5 warmup=3 windows=1 inbound=0
-  local bin="$REPO/build/dp/app/cygnet-dp" keep="" json=0 label="" perf="" bypass=0
+  local bin="$REPO/build/dp/app/cygnet-dp" keep="" json=0 label="" perf="" bypass=0 percpu=0
   SHM="bench-$$"
   while [ $# -gt 0 ]; do
     case "$1" in
@@ -170,6 +172,7 @@ cmd_run() {
       --perf) perf=${2:?}; shift 2;;
       --bypass) bypass=1; shift;;
       --inbound) inbound=1; shift;;
+      --per-cpu-sas) percpu=1; shift;;
       --keep) keep=${2:?}; shift 2;;
       --json) json=1; shift;;
       --label) label=${2:?}; shift 2;;
@@ -194,6 +197,7 @@ cmd_run() {
   [ "$sink" = pcap ] || sink_arg=(--out-device net_null0,no-rx=1)
   [ "$bypass" -eq 0 ] || sink_arg+=(--bypass)
   [ "$inbound" -eq 0 ] || sink_arg+=(--inbound)
+  [ "$percpu" -eq 0 ] || sink_arg+=(--per-cpu-sas)
   "$PY" "$HERE/dp_config.py" --sas "$sas" --alg "$alg" --pcap "$pcap" --pcap-packets "$PCAP_COUNT" \
     --workers "$workers" --shm "$SHM" "${sink_arg[@]}" "$conf" >&2
   local limit

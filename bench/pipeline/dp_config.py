@@ -7,7 +7,7 @@ tunnel SAs and N policies, one per gen_pcap.py flow.
   dp_config.py --sas N --alg aes-gcm-128|aes-cbc-128-sha256 --pcap FILE
                [--workers W] [--cores MAIN:W1,W2] [--capture FILE]
                [--once] [--out-device DEV] [--shm NAME] [--pcap-packets C]
-               [--bypass] OUT.conf
+               [--bypass] [--per-cpu-sas] OUT.conf
 
 SA i (0 <= i < N): spi 0x1000+i, 192.0.2.1 -> 192.0.2.2, reqid i+1,
 aes-gcm16-128 or aes-cbc-128 + hmac-sha256-128, fixed example keys (the
@@ -42,6 +42,13 @@ is run without a replay window for the same reason); policy i is dir "in",
 protect reqid i+1, the same selectors (the inner packet must match it,
 RFC 4301 5.2). Route 10.2.0.0/15 via 10.0.0.2 out of "out", static
 neighbour 10.0.0.2.
+
+--per-cpu-sas (outbound): one SA per worker for each reqid (RFC 9611
+style): SA i of worker k (k >= 1) has spi 0x1000+i+k*0x100000, the rest as
+SA i. cygnet-dp owns a reqid's SAs round-robin over the workers and each
+worker picks its own, so no packet is handed to another core. The pcap
+and policies are unchanged; ipsec-secgw has no such notion (its lcores
+share one SA, with atomic sequence numbers).
 
 --bypass makes the policies "bypass" (cleartext forwarded, no ESP; the SAs
 stay loaded): the pipeline and the pcap/sink I/O without crypto, a ceiling
@@ -105,9 +112,12 @@ def main():
     ap.add_argument("--pcap-packets", type=int, help="packets in the pcap (default: count them)")
     ap.add_argument("--bypass", action="store_true", help="bypass policies instead of protect")
     ap.add_argument("--inbound", action="store_true", help="inbound SAs and policies, ESP in on port 0")
+    ap.add_argument("--per-cpu-sas", action="store_true", help="one outbound SA per worker for each reqid")
     a = ap.parse_args()
     if a.inbound and a.bypass:
         raise SystemExit("dp_config: --bypass is for the outbound direction (ESP cannot be bypassed)")
+    if a.inbound and a.per_cpu_sas:
+        raise SystemExit("dp_config: --per-cpu-sas is for the outbound direction (an inbound SA is found by its SPI)")
 
     if not 1 <= a.sas <= 100000:
         raise SystemExit("dp_config: --sas must be 1..100000")
@@ -117,6 +127,7 @@ def main():
     else:
         main_core, workers = 0, list(range(1, a.workers + 1))
     nw = len(workers)
+    per_sa = nw if a.per_cpu_sas else 1  # SAs per reqid
     if a.capture and nw != 1:
         raise SystemExit("dp_config: --capture needs one worker (net_pcap tx_pcap gives one TX queue)")
     pcap = os.path.realpath(a.pcap)
@@ -173,7 +184,7 @@ def main():
         f"    rx_ring = {RX_RING};",
         f"    tx_ring = {TX_RING};",
         f"    flow_cache_entries = {fce};",
-        f"    max_sas = {max(a.sas, 1024)};",
+        f"    max_sas = {max(a.sas * per_sa, 1024)};",
         f"    max_policies = {max(a.sas, 1024)};",
         "  };",
         f'  shm = "{a.shm}";',
@@ -181,10 +192,12 @@ def main():
         "",
         "sas = (",
     ]
-    for i in range(a.sas):
-        sep = "," if i + 1 < a.sas else ""
-        lines.append(f'  {{ spi = 0x{0x1000 + i:x}; dir = "{direction}"; {sa_ends} '
-                     f'mode = "tunnel"; reqid = {i + 1}; {crypto}{extra} }}{sep}')
+    sa_lines = []
+    for k in range(per_sa):  # a reqid's SAs in order: the k-th is owned by worker k
+        for i in range(a.sas):
+            sa_lines.append(f'  {{ spi = 0x{0x1000 + i + k * 0x100000:x}; dir = "{direction}"; {sa_ends} '
+                            f'mode = "tunnel"; reqid = {i + 1}; {crypto}{extra} }}')
+    lines.append(",\n".join(sa_lines))
     lines += [");", "", "policies = ("]
     for i in range(a.sas):
         sep = "," if i + 1 < a.sas else ""
@@ -196,7 +209,7 @@ def main():
     os.fchmod(fd, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write("\n".join(lines))
-    print(f"dp_config: wrote {a.out}: {a.sas} {direction}bound SAs ({a.alg}), {nw} worker(s), mbufs {mbufs}, "
+    print(f"dp_config: wrote {a.out}: {a.sas * per_sa} {direction}bound SAs ({a.alg}), {nw} worker(s), mbufs {mbufs}, "
           f"flow_cache_entries {fce}")
 
 
